@@ -1,0 +1,76 @@
+# Two commands set up a fresh machine: `make synth` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# cdk.json runs `python3 app.py`: the venv's python3 must come first.
+export PATH := $(BIN):$(PATH)
+# jsii warns on every start under Node 20 unless its major version is listed here.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_DISABLE_VERSION_CHECK := true
+CDK := npx --no-install cdk
+# Extra CDK arguments, e.g. make synth CDK_ARGS="-c instanceType=inf2.xlarge"
+CDK_ARGS ?=
+
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench-synth constraints clean
+
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+synth: setup
+	$(CDK) synth --no-notices --quiet $(CDK_ARGS)
+	@echo "Templates written to cdk.out/"
+
+diff: setup
+	$(CDK) diff --no-notices $(CDK_ARGS)
+
+deploy: setup
+	$(CDK) deploy --no-notices $(CDK_ARGS)
+
+destroy: setup
+	$(CDK) destroy --no-notices $(CDK_ARGS)
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy
+
+unit: $(PY_STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+snapshot-update: $(PY_STAMP)
+	$(BIN)/pytest tests/test_snapshots.py --snapshot-update
+
+# Wall-clock time of a full `cdk synth` of the default app, three runs.
+bench-synth: setup
+	@for run in 1 2 3; do \
+	  start=$$(date +%s.%N); $(CDK) synth --no-notices --quiet >/dev/null; end=$$(date +%s.%N); \
+	  echo "cdk synth run $$run: $$(echo "$$end - $$start" | bc) s"; \
+	done
+
+# Re-pins every installed package after a change to requirements*.txt.
+constraints:
+	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
+	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt
+	{ echo "# Every package the venv holds, pinned: regenerate with 'make constraints' after changing requirements*.txt."; \
+	  /tmp/constraints-venv/bin/pip freeze; } > constraints.txt
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""CDK entry point: read the settings once, fail with one line if they are wrong, build the stack."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from config.settings import SettingsError, load_settings
+from stacks.bert_inference_stack import BertInferenceStack
+
+
+def build_app(app: cdk.App) -> BertInferenceStack:
+    """Adds the stack, configured from the app's context, to ``app``."""
+    settings = load_settings(app.node.try_get_context)
+    return BertInferenceStack(
+        app,
+        settings.stack_name,
+        settings=settings,
+        description="BERT on TensorFlow Serving for AWS Neuron, on Amazon ECS with Inferentia instances",
+    )
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        build_app(app)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Service: keeps the model-server tasks running on the Inferentia capacity provider."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ecs as ecs
+from constructs import Construct
+
+
+def one_at_a_time_min_healthy_percent(desired_count: int) -> int:
+    """The largest minimum-healthy percentage that still lets ECS stop one task to start its successor.
+
+    A task owns all of its instance's Neuron devices and static host ports, so a replacement
+    cannot start beside the task it replaces. ECS rounds the minimum up, so it must allow exactly
+    ``desired_count - 1`` healthy tasks: 0 % for one task, 50 % for two, 66 % for three, ...
+    """
+    if desired_count <= 1:
+        return 0
+    return (desired_count - 1) * 100 // desired_count
+
+
+class InferenceService(Construct):
+    """An EC2 service on the capacity provider: one task per instance, rolled one at a time.
+
+    Failed tasks are relaunched by the scheduler; a deployment that never turns healthy is
+    stopped and rolled back by the circuit breaker.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: ecs.ICluster,
+        task_definition: ecs.TaskDefinition,
+        capacity_provider_name: str,
+        instance_type: str,
+        desired_count: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.service = ecs.Ec2Service(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=task_definition,
+            desired_count=desired_count,
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider=capacity_provider_name, weight=1),
+            ],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=one_at_a_time_min_healthy_percent(desired_count),
+            max_healthy_percent=100,
+            placement_constraints=[
+                ecs.PlacementConstraint.distinct_instances(),
+                ecs.PlacementConstraint.member_of(f"attribute:ecs.instance-type == {instance_type}"),
+            ],
+        )

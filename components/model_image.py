@@ -1,0 +1,88 @@
+"""Images: the model server (with the model baked in) and its sidecar, built from ``docker/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Annotations
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from constructs import Construct
+
+from config.hardware import NeuronFamily
+from config.settings import NeuronRuntime
+
+# Resolved from this file, not the working directory, so synth works from anywhere.
+DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
+MODEL_DIR = DOCKER_DIR / "model-server" / "model"
+
+AL2023_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
+AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
+# The rtd layout needs a server built against runtime 1.x, which talks to neuron-rtd.
+RTD_SERVER_PACKAGE = "tensorflow-model-server-neuron-1.15.0.1.0.1572.0"
+SERVER_PACKAGES = {
+    NeuronFamily.INF1: "tensorflow-model-server-neuron",
+    NeuronFamily.INF2: "tensorflow-model-server-neuronx",
+}
+
+
+def has_saved_model(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds a TF Serving model: ``<version>/saved_model.pb``."""
+    return any(model_dir.glob("*/saved_model.pb"))
+
+
+class ModelServerImages(Construct):
+    """The container images of the task, as CDK image assets staged at synth and built at deploy.
+
+    ``server_image`` is TensorFlow Serving for Neuron with the model inside. ``sidecar_image`` is
+    ``neuron-monitor`` (libnrt) or the ``neuron-rtd`` daemon (rtd).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        runtime: NeuronRuntime,
+        family: NeuronFamily,
+        model_name: str,
+        grpc_port: int,
+        rest_port: int,
+        model_dir: Path = MODEL_DIR,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        if runtime is NeuronRuntime.RTD:
+            base_image, server_package = AL2_BASE, RTD_SERVER_PACKAGE
+        else:
+            base_image, server_package = AL2023_BASE, SERVER_PACKAGES[family]
+
+        self.server_asset = ecr_assets.DockerImageAsset(
+            self,
+            "ServerImage",
+            directory=str(DOCKER_DIR / "model-server"),
+            platform=ecr_assets.Platform.LINUX_AMD64,
+            build_args={
+                "BASE_IMAGE": base_image,
+                "SERVER_PACKAGE": server_package,
+                "MODEL_NAME": model_name,
+                "GRPC_PORT": str(grpc_port),
+                "REST_PORT": str(rest_port),
+            },
+        )
+        sidecar_dir = "neuron-rtd" if runtime is NeuronRuntime.RTD else "neuron-monitor"
+        self.sidecar_asset = ecr_assets.DockerImageAsset(
+            self,
+            "SidecarImage",
+            directory=str(DOCKER_DIR / sidecar_dir),
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.server_image = ecs.ContainerImage.from_docker_image_asset(self.server_asset)
+        self.sidecar_image = ecs.ContainerImage.from_docker_image_asset(self.sidecar_asset)
+
+        if not has_saved_model(model_dir):
+            Annotations.of(self).add_warning_v2(
+                "bert-inferentia:no-model",
+                f"No SavedModel in {model_dir} (expected <version>/saved_model.pb). "
+                "Synth is fine; `cdk deploy` will stop at the image build. See README, 'Providing the model'.",
+            )

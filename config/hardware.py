@@ -1,0 +1,61 @@
+"""The Inferentia instance sizes this project deploys to, and what each one holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class NeuronFamily(Enum):
+    """An Inferentia generation: it decides the AMI, the driver and the model-server package."""
+
+    INF1 = "inf1"
+    INF2 = "inf2"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceSize:
+    """One EC2 Inferentia size: its accelerators and host resources."""
+
+    name: str
+    family: NeuronFamily
+    chips: int
+    neuron_cores: int
+    vcpus: int
+    memory_gib: int
+
+    @property
+    def device_paths(self) -> tuple[str, ...]:
+        """The Neuron device files the driver creates, one per chip."""
+        return tuple(f"/dev/neuron{index}" for index in range(self.chips))
+
+    @property
+    def cores_per_chip(self) -> int:
+        return self.neuron_cores // self.chips
+
+
+def _size(name: str, chips: int, neuron_cores: int, vcpus: int, memory_gib: int) -> InstanceSize:
+    family = NeuronFamily(name.split(".", 1)[0])
+    return InstanceSize(
+        name=name,
+        family=family,
+        chips=chips,
+        neuron_cores=neuron_cores,
+        vcpus=vcpus,
+        memory_gib=memory_gib,
+    )
+
+
+INSTANCE_SIZES: dict[str, InstanceSize] = {
+    size.name: size
+    for size in (
+        _size("inf1.xlarge", chips=1, neuron_cores=4, vcpus=4, memory_gib=8),
+        _size("inf1.2xlarge", chips=1, neuron_cores=4, vcpus=8, memory_gib=16),
+        _size("inf1.6xlarge", chips=4, neuron_cores=16, vcpus=24, memory_gib=48),
+        _size("inf1.24xlarge", chips=16, neuron_cores=64, vcpus=96, memory_gib=192),
+        _size("inf2.xlarge", chips=1, neuron_cores=2, vcpus=4, memory_gib=16),
+        _size("inf2.8xlarge", chips=1, neuron_cores=2, vcpus=32, memory_gib=128),
+        _size("inf2.24xlarge", chips=6, neuron_cores=12, vcpus=96, memory_gib=384),
+        _size("inf2.48xlarge", chips=12, neuron_cores=24, vcpus=192, memory_gib=768),
+    )
+}

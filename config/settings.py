@@ -1,0 +1,240 @@
+"""The deployment's settings: read once from CDK context, validated, frozen.
+
+Every key can be set in ``cdk.json`` or overridden with ``cdk synth -c key=value``. Values from
+``cdk.json`` arrive typed (``true``, ``2``); values from ``-c`` always arrive as strings, so each
+parser accepts both. A bad value raises :class:`SettingsError`, whose one-line message names the key,
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from config.hardware import INSTANCE_SIZES, InstanceSize, NeuronFamily
+
+ContextGetter = Callable[[str], object]
+
+
+class NeuronRuntime(Enum):
+    """How the model server reaches the Neuron devices."""
+
+    LIBNRT = "libnrt"
+    """Today's runtime: a library inside the model server, devices mapped into its container."""
+    RTD = "rtd"
+    """The 2020 walk-through's layout: a ``neuron-rtd`` daemon sidecar behind a Unix socket."""
+
+
+class SettingsError(ValueError):
+    """A setting was given a value it cannot take."""
+
+
+# Container names in the task besides the model server's own (which is ``modelName``).
+SIDECAR_CONTAINER_NAMES = frozenset({"neuron-rtd", "neuron-monitor"})
+# Host ports the ECS agent keeps for itself on container instances.
+ECS_RESERVED_PORTS = frozenset({22, 2375, 2376, 51678, 51679, 51680})
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+MAX_INSTANCES = 100
+MAX_TASKS = 100
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_KEY_NAME = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
+_INTEGER = re.compile(r"[0-9]{1,9}")
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+
+DEFAULTS: Mapping[str, object] = {
+    "stackName": "BertInferentia",
+    "instanceType": "inf1.xlarge",
+    "spot": True,
+    "minInstances": 0,
+    "maxInstances": 2,
+    "desiredCount": 1,
+    "allowedCidr": "",
+    "keyName": "",
+    "neuronRuntime": NeuronRuntime.LIBNRT.value,
+    "modelName": "bert",
+    "grpcPort": 8500,
+    "restPort": 8501,
+    "vpcCidr": "10.0.0.0/16",
+    "natGateways": 1,
+    "rootVolumeGiB": 60,
+    "logRetentionDays": 30,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentSettings:
+    """Everything the app needs to know, checked before any construct is built."""
+
+    stack_name: str
+    instance_size: InstanceSize
+    spot: bool
+    min_instances: int
+    max_instances: int
+    desired_count: int
+    allowed_cidr: str
+    key_name: str | None
+    neuron_runtime: NeuronRuntime
+    model_name: str
+    grpc_port: int
+    rest_port: int
+    vpc_cidr: str
+    nat_gateways: int
+    root_volume_gib: int
+    log_retention_days: int
+
+    @property
+    def family(self) -> NeuronFamily:
+        return self.instance_size.family
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fail(key: str, value: object, allowed: str) -> SettingsError:
+    return SettingsError(f"Invalid setting '{key}' = {_shown(value)}: {allowed}")
+
+
+def _boolean(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _fail(key, value, "expected true or false")
+
+
+def _integer(key: str, value: object, *, low: int, high: int) -> int:
+    allowed = f"expected a whole number from {low} to {high}"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _fail(key, value, allowed)
+    if isinstance(value, str):
+        if not _INTEGER.fullmatch(value):
+            raise _fail(key, value, allowed)
+        number = int(value)
+    else:
+        number = value
+    if not low <= number <= high:
+        raise _fail(key, value, allowed)
+    return number
+
+
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail(key, value, "expected a string")
+    return value
+
+
+def _choice(key: str, value: object, choices: Mapping[str, object]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(key, value, "expected one of " + ", ".join(choices))
+    return value
+
+
+def _ipv4_cidr(key: str, value: object, *, vpc: bool) -> str:
+    allowed = (
+        "expected a private IPv4 CIDR block from /16 to /22, e.g. 10.0.0.0/16"
+        if vpc
+        else "expected an IPv4 CIDR block such as 10.0.0.0/16 or 203.0.113.7/32"
+    )
+    text = _text(key, value)
+    if "/" not in text or text.strip() != text:
+        raise _fail(key, value, allowed)
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        raise _fail(key, value, allowed) from None
+    if vpc and not (network.is_private and 16 <= network.prefixlen <= 22):
+        raise _fail(key, value, allowed)
+    return str(network)
+
+
+def _port(key: str, value: object) -> int:
+    port = _integer(key, value, low=1, high=65535)
+    if port in ECS_RESERVED_PORTS:
+        reserved = ", ".join(map(str, sorted(ECS_RESERVED_PORTS)))
+        raise _fail(key, value, f"expected a port from 1 to 65535 other than {reserved} (kept by the ECS agent)")
+    return port
+
+
+def load_settings(get: ContextGetter) -> DeploymentSettings:
+    """Build the settings from a context getter such as ``app.node.try_get_context``.
+
+    A key that is absent (``None``) takes its value from :data:`DEFAULTS`.
+    """
+
+    def raw(key: str) -> object:
+        value = get(key)
+        return DEFAULTS[key] if value is None else value
+
+    instance_type = _choice("instanceType", raw("instanceType"), INSTANCE_SIZES)
+    runtime = NeuronRuntime(_choice("neuronRuntime", raw("neuronRuntime"), {r.value: r for r in NeuronRuntime}))
+    size = INSTANCE_SIZES[instance_type]
+    if runtime is NeuronRuntime.RTD and size.family is not NeuronFamily.INF1:
+        raise _fail("neuronRuntime", runtime.value, f"'rtd' (Neuron runtime 1.x) runs only on inf1 sizes, not {instance_type}")
+
+    min_instances = _integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
+    max_instances = _integer("maxInstances", raw("maxInstances"), low=1, high=MAX_INSTANCES)
+    if min_instances > max_instances:
+        raise _fail("minInstances", min_instances, f"must not exceed maxInstances ({max_instances})")
+    desired_count = _integer("desiredCount", raw("desiredCount"), low=0, high=MAX_TASKS)
+    if desired_count > max_instances:
+        raise _fail(
+            "desiredCount",
+            desired_count,
+            f"must not exceed maxInstances ({max_instances}): each instance holds one task, which owns all its Neuron devices",
+        )
+
+    model_name = _text("modelName", raw("modelName"))
+    if not _MODEL_NAME.fullmatch(model_name) or model_name in SIDECAR_CONTAINER_NAMES:
+        raise _fail(
+            "modelName",
+            model_name,
+            "expected 1-63 letters, digits, '-' or '_', starting with a letter or digit, "
+            "and not " + " or ".join(sorted(SIDECAR_CONTAINER_NAMES)),
+        )
+
+    grpc_port = _port("grpcPort", raw("grpcPort"))
+    rest_port = _port("restPort", raw("restPort"))
+    if grpc_port == rest_port:
+        raise _fail("restPort", rest_port, "must differ from grpcPort")
+
+    vpc_cidr = _ipv4_cidr("vpcCidr", raw("vpcCidr"), vpc=True)
+    allowed_cidr_value = raw("allowedCidr")
+    allowed_cidr = vpc_cidr if allowed_cidr_value == "" else _ipv4_cidr("allowedCidr", allowed_cidr_value, vpc=False)
+
+    key_name = _text("keyName", raw("keyName"))
+    if key_name and not _KEY_NAME.fullmatch(key_name):
+        raise _fail("keyName", key_name, "expected an EC2 key pair name: 1-255 printable ASCII characters, or empty for none")
+
+    retention_allowed = "expected one of " + ", ".join(map(str, LOG_RETENTION_DAYS))
+    log_retention_days = _integer("logRetentionDays", raw("logRetentionDays"), low=1, high=LOG_RETENTION_DAYS[-1])
+    if log_retention_days not in LOG_RETENTION_DAYS:
+        raise _fail("logRetentionDays", log_retention_days, retention_allowed)
+
+    stack_name = _text("stackName", raw("stackName"))
+    if not _STACK_NAME.fullmatch(stack_name):
+        raise _fail("stackName", stack_name, "expected 1-128 letters, digits or '-', starting with a letter")
+
+    return DeploymentSettings(
+        stack_name=stack_name,
+        instance_size=size,
+        spot=_boolean("spot", raw("spot")),
+        min_instances=min_instances,
+        max_instances=max_instances,
+        desired_count=desired_count,
+        allowed_cidr=allowed_cidr,
+        key_name=key_name or None,
+        neuron_runtime=runtime,
+        model_name=model_name,
+        grpc_port=grpc_port,
+        rest_port=rest_port,
+        vpc_cidr=vpc_cidr,
+        nat_gateways=_integer("natGateways", raw("natGateways"), low=1, high=2),
+        root_volume_gib=_integer("rootVolumeGiB", raw("rootVolumeGiB"), low=30, high=16384),
+        log_retention_days=log_retention_days,
+    )

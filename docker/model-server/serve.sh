@@ -1,0 +1,21 @@
+#!/bin/sh
+# Starts whichever TF Serving Neuron binary the image's package installed; extra arguments
+# (batching flags, for one) pass straight through.
+set -eu
+server=""
+for candidate in tensorflow_model_server_neuronx tensorflow_model_server_neuron; do
+  if command -v "$candidate" >/dev/null 2>&1; then
+    server="$candidate"
+    break
+  fi
+done
+if [ -z "$server" ]; then
+  echo "ERROR: no tensorflow_model_server_neuron binary in this image" >&2
+  exit 1
+fi
+exec "$server" \
+  --port="$GRPC_PORT" \
+  --rest_api_port="$REST_PORT" \
+  --model_name="$MODEL_NAME" \
+  --model_base_path="$MODEL_BASE_PATH" \
+  "$@"
