@@ -19,7 +19,13 @@ SPOT_DRAINING = "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.con
 INF1_DRIVER_PIN = r"""
 if ! rpm -q --qf '%{VERSION}' aws-neuronx-dkms | grep -q '^2\.24\.'; then
   if [ ! -f /etc/yum.repos.d/neuron.repo ]; then
-    printf '[neuron]\nname=Neuron YUM Repository\nbaseurl=https://yum.repos.neuron.amazonaws.com\nenabled=1\nmetadata_expire=0\n' > /etc/yum.repos.d/neuron.repo
+    cat > /etc/yum.repos.d/neuron.repo <<'REPO'
+[neuron]
+name=Neuron YUM Repository
+baseurl=https://yum.repos.neuron.amazonaws.com
+enabled=1
+metadata_expire=0
+REPO
     rpm --import https://yum.repos.neuron.amazonaws.com/GPG-PUB-KEY-AMAZON-AWS-NEURON.PUB
   fi
   dnf install -y "kernel-devel-uname-r == $(uname -r)"

@@ -121,10 +121,21 @@ class InferenceTaskDefinition(Construct):
         ]
 
         if runtime is NeuronRuntime.RTD:
-            self._add_rtd_containers(server_image, sidecar_image, model_name, port_mappings)
+            self._add_rtd_containers(
+                server_image=server_image,
+                rtd_image=sidecar_image,
+                model_name=model_name,
+                port_mappings=port_mappings,
+            )
         else:
             self._add_libnrt_containers(
-                server_image, sidecar_image, model_name, rest_port, port_mappings, instance_size, cluster_name
+                server_image=server_image,
+                monitor_image=sidecar_image,
+                model_name=model_name,
+                rest_port=rest_port,
+                port_mappings=port_mappings,
+                instance_size=instance_size,
+                cluster_name=cluster_name,
             )
 
     def _logging(self, prefix: str) -> ecs.LogDriver:
@@ -132,6 +143,7 @@ class InferenceTaskDefinition(Construct):
 
     def _add_libnrt_containers(
         self,
+        *,
         server_image: ecs.ContainerImage,
         monitor_image: ecs.ContainerImage,
         model_name: str,
@@ -194,6 +206,7 @@ class InferenceTaskDefinition(Construct):
 
     def _add_rtd_containers(
         self,
+        *,
         server_image: ecs.ContainerImage,
         rtd_image: ecs.ContainerImage,
         model_name: str,

@@ -55,4 +55,6 @@ class ServingNetwork(Construct):
         for purpose, port in service_ports.items():
             self.security_group.add_ingress_rule(clients, ec2.Port.tcp(port), f"{purpose} from allowedCidr")
         if allow_ssh:
-            self.security_group.add_ingress_rule(clients, ec2.Port.tcp(SSH_PORT), "SSH from allowedCidr (keyName is set)")
+            self.security_group.add_ingress_rule(
+                clients, ec2.Port.tcp(SSH_PORT), "SSH from allowedCidr (keyName is set)"
+            )

@@ -37,7 +37,10 @@ SIDECAR_CONTAINER_NAMES = frozenset({"neuron-rtd", "neuron-monitor"})
 # Host ports the ECS agent keeps for itself on container instances.
 ECS_RESERVED_PORTS = frozenset({22, 2375, 2376, 51678, 51679, 51680})
 # CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+LOG_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545),
+    *(731, 1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
 MAX_INSTANCES = 100
 MAX_TASKS = 100
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
@@ -175,7 +178,9 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     runtime = NeuronRuntime(_choice("neuronRuntime", raw("neuronRuntime"), {r.value: r for r in NeuronRuntime}))
     size = INSTANCE_SIZES[instance_type]
     if runtime is NeuronRuntime.RTD and size.family is not NeuronFamily.INF1:
-        raise _fail("neuronRuntime", runtime.value, f"'rtd' (Neuron runtime 1.x) runs only on inf1 sizes, not {instance_type}")
+        raise _fail(
+            "neuronRuntime", runtime.value, f"'rtd' (Neuron runtime 1.x) runs only on inf1 sizes, not {instance_type}"
+        )
 
     min_instances = _integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
     max_instances = _integer("maxInstances", raw("maxInstances"), low=1, high=MAX_INSTANCES)
@@ -186,7 +191,8 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         raise _fail(
             "desiredCount",
             desired_count,
-            f"must not exceed maxInstances ({max_instances}): each instance holds one task, which owns all its Neuron devices",
+            f"must not exceed maxInstances ({max_instances}): "
+            "each instance holds one task, which owns all of its Neuron devices",
         )
 
     model_name = _text("modelName", raw("modelName"))
@@ -209,7 +215,9 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
 
     key_name = _text("keyName", raw("keyName"))
     if key_name and not _KEY_NAME.fullmatch(key_name):
-        raise _fail("keyName", key_name, "expected an EC2 key pair name: 1-255 printable ASCII characters, or empty for none")
+        raise _fail(
+            "keyName", key_name, "expected an EC2 key pair name: 1-255 printable ASCII characters, or empty for none"
+        )
 
     retention_allowed = "expected one of " + ", ".join(map(str, LOG_RETENTION_DAYS))
     log_retention_days = _integer("logRetentionDays", raw("logRetentionDays"), low=1, high=LOG_RETENTION_DAYS[-1])

@@ -18,7 +18,9 @@ NAMESPACE = os.environ.get("METRICS_NAMESPACE", "NeuronMonitor")
 CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "unknown")
 
 
-def _emf(timestamp_ms: int, dimensions: list[list[str]], values: dict[str, tuple[float, str]], labels: dict[str, str]) -> dict[str, Any]:
+def _emf(
+    timestamp_ms: int, dimensions: list[list[str]], values: dict[str, tuple[float, str]], labels: dict[str, str]
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "_aws": {
             "Timestamp": timestamp_ms,

@@ -1,0 +1,88 @@
+"""Shared fixtures: each variant of the app is synthesized once per session, with cdk.json's context.
+
+Synthesis costs seconds of jsii start-up, so tests never build their own App: they ask
+``synth(variant)`` for a cached :class:`Synthesized` and read its template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk  # noqa: E402  (after the jsii banner switch above)
+from aws_cdk.assertions import Template  # noqa: E402
+
+from app import build_app  # noqa: E402
+from config.settings import DeploymentSettings, load_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON_CONTEXT: Mapping[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+# Overrides are given as strings where `-c key=value` would give strings.
+VARIANTS: Mapping[str, Mapping[str, object]] = {
+    "default": {},
+    "rtd": {"neuronRuntime": "rtd"},
+    "inf2": {"instanceType": "inf2.xlarge", "spot": "false"},
+    "large": {
+        "instanceType": "inf1.24xlarge",
+        "keyName": "ops-key",
+        "allowedCidr": "203.0.113.0/24",
+        "minInstances": "1",
+        "maxInstances": "4",
+        "desiredCount": "3",
+        "modelName": "bert-large",
+        "grpcPort": "9000",
+        "restPort": "9001",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """One synthesized variant: its settings, template and the raw template JSON."""
+
+    settings: DeploymentSettings
+    stack: cdk.Stack
+    template: Template
+    assembly: cdk.cx_api.CloudAssembly
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return self.template.to_json()
+
+    def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return self.template.find_resources(resource_type)
+
+    def only(self, resource_type: str) -> dict[str, Any]:
+        """The properties of the one resource of ``resource_type``."""
+        found = self.resources(resource_type)
+        assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+        return dict(next(iter(found.values()))["Properties"])
+
+
+def context_for(variant: str) -> dict[str, object]:
+    return {**CDK_JSON_CONTEXT, **VARIANTS[variant]}
+
+
+@cache
+def _synthesize(variant: str) -> Synthesized:
+    app = cdk.App(context=context_for(variant))
+    stack = build_app(app)
+    template = Template.from_stack(stack)
+    settings = load_settings(context_for(variant).get)
+    return Synthesized(settings=settings, stack=stack, template=template, assembly=app.synth())
+
+
+@pytest.fixture(scope="session")
+def synth() -> Callable[[str], Synthesized]:
+    """Returns the synthesized variant by name, building each at most once per session."""
+    return _synthesize

@@ -1,0 +1,156 @@
+"""Capacity: Inferentia instances from the Neuron ECS AMI, joined to the cluster by a capacity provider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.conftest import Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+
+AL2023_NEURON_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+AL2_INF_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/inf/recommended/image_id"
+SPOT_DRAINING = "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true"
+DRIVER_PIN = "aws-neuronx-dkms-2.24.*"
+
+
+def launch_data(synthesized: Synthesized) -> dict[str, Any]:
+    return dict(synthesized.only("AWS::EC2::LaunchTemplate")["LaunchTemplateData"])
+
+
+def user_data(synthesized: Synthesized) -> str:
+    """The user data script, with CloudFormation references shown as {Ref}."""
+    parts = launch_data(synthesized)["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    return "".join(part if isinstance(part, str) else "{" + json.dumps(part) + "}" for part in parts)
+
+
+def ami_parameter(synthesized: Synthesized) -> str:
+    image_ref = launch_data(synthesized)["ImageId"]["Ref"]
+    return str(synthesized.json["Parameters"][image_ref]["Default"])
+
+
+@pytest.mark.parametrize("variant", ["default", "rtd", "inf2", "large"])
+def test_instances_use_a_hardened_launch_template_never_a_launch_configuration(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+
+    synthesized.template.resource_count_is("AWS::AutoScaling::LaunchConfiguration", 0)
+    data = launch_data(synthesized)
+    assert data["InstanceType"] == synthesized.settings.instance_size.name
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+    assert data["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"DeleteOnTermination": True, "Encrypted": True, "VolumeSize": 60, "VolumeType": "gp3"},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variant", "parameter"),
+    [("default", AL2023_NEURON_AMI), ("inf2", AL2023_NEURON_AMI), ("rtd", AL2_INF_AMI)],
+)
+def test_ami_comes_from_the_neuron_ecs_ssm_parameter_without_a_lookup(
+    synth: SynthFn, variant: str, parameter: str
+) -> None:
+    synthesized = synth(variant)
+
+    assert ami_parameter(synthesized) == parameter
+    # A context lookup would show up as "missing" context and need an AWS account to resolve.
+    manifest = json.loads((Path(synthesized.assembly.directory) / "manifest.json").read_text())
+    assert "missing" not in manifest
+
+
+def test_user_data_joins_the_cluster_and_drains_on_spot_notices(synth: SynthFn) -> None:
+    script = user_data(synth("default"))
+
+    assert 'echo ECS_CLUSTER={{"Ref": "Cluster' in script
+    assert f"echo {SPOT_DRAINING} >> /etc/ecs/ecs.config" in script
+
+
+def test_on_demand_capacity_does_not_enable_spot_draining(synth: SynthFn) -> None:
+    assert SPOT_DRAINING not in user_data(synth("inf2"))
+
+
+@pytest.mark.parametrize(("variant", "pinned"), [("default", True), ("large", True), ("inf2", False), ("rtd", False)])
+def test_inf1_hosts_pin_the_last_neuron_driver_that_supports_them(synth: SynthFn, variant: str, pinned: bool) -> None:
+    # Inf1 on the AL2023 AMI needs the 2.24 driver line; Inf2 must keep the newest; rtd keeps its AMI's.
+    assert (DRIVER_PIN in user_data(synth(variant))) is pinned
+
+
+@pytest.mark.parametrize(("variant", "on_demand_percent"), [("default", 0), ("inf2", 100)])
+def test_spot_setting_chooses_the_purchase_option(synth: SynthFn, variant: str, on_demand_percent: int) -> None:
+    group = synth(variant).only("AWS::AutoScaling::AutoScalingGroup")
+
+    distribution = group["MixedInstancesPolicy"]["InstancesDistribution"]
+    assert distribution["OnDemandPercentageAboveBaseCapacity"] == on_demand_percent
+    assert distribution["OnDemandBaseCapacity"] == 0
+    assert distribution["SpotAllocationStrategy"] == "price-capacity-optimized"
+
+
+@pytest.mark.parametrize(("variant", "bounds"), [("default", ("0", "2")), ("large", ("1", "4"))])
+def test_group_bounds_come_from_settings_and_instances_are_in_private_subnets(
+    synth: SynthFn, variant: str, bounds: tuple[str, str]
+) -> None:
+    group = synth(variant).only("AWS::AutoScaling::AutoScalingGroup")
+
+    assert (group["MinSize"], group["MaxSize"]) == bounds
+    assert "DesiredCapacity" not in group  # managed scaling owns it
+    assert all("PrivateSubnet" in subnet["Ref"] for subnet in group["VPCZoneIdentifier"])
+
+
+def test_capacity_provider_scales_the_group_and_lets_destroy_finish(synth: SynthFn) -> None:
+    synthesized = synth("default")
+
+    synthesized.template.has_resource_properties(
+        "AWS::ECS::CapacityProvider",
+        {
+            "AutoScalingGroupProvider": {
+                "AutoScalingGroupArn": Match.any_value(),
+                "ManagedScaling": {"Status": "ENABLED", "TargetCapacity": 100},
+                # Termination protection would make `cdk destroy` wait on protected instances.
+                "ManagedTerminationProtection": "DISABLED",
+                "ManagedDraining": "ENABLED",
+            }
+        },
+    )
+    group = synthesized.only("AWS::AutoScaling::AutoScalingGroup")
+    assert group["NewInstancesProtectedFromScaleIn"] is False
+    synthesized.template.has_resource_properties(
+        "AWS::ECS::ClusterCapacityProviderAssociations",
+        {"CapacityProviders": [{"Ref": Match.string_like_regexp("CapacityCapacityProvider")}]},
+    )
+
+
+def test_instance_role_carries_the_ecs_agent_and_ssm_only(synth: SynthFn) -> None:
+    synthesized = synth("default")
+
+    synthesized.template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": Match.object_like(
+                {"Statement": [Match.object_like({"Principal": {"Service": "ec2.amazonaws.com"}})]}
+            ),
+            "ManagedPolicyArns": [
+                {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"]]}
+            ],
+        },
+    )
+    policies = [
+        resource["Properties"]["PolicyDocument"]["Statement"]
+        for resource in synthesized.resources("AWS::IAM::Policy").values()
+        if any("InstanceRole" in role["Ref"] for role in resource["Properties"]["Roles"])
+    ]
+    actions = {action for statements in policies for statement in statements for action in _actions(statement)}
+    assert "ecs:RegisterContainerInstance" in actions
+    assert all(action.split(":")[0] in {"ecs", "ecr", "logs"} for action in actions)
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)

@@ -1,0 +1,174 @@
+"""Settings: cdk.json's defaults, string overrides as `-c` gives them, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.hardware import INSTANCE_SIZES, NeuronFamily
+from config.settings import DEFAULTS, DeploymentSettings, LOG_RETENTION_DAYS, NeuronRuntime, SettingsError, load_settings
+from tests.conftest import CDK_JSON_CONTEXT, ROOT
+
+
+def settings_with(**overrides: object) -> DeploymentSettings:
+    return load_settings({**CDK_JSON_CONTEXT, **overrides}.get)
+
+
+def test_cdk_json_lists_every_setting_with_the_code_default() -> None:
+    # GIVEN the settings block of cdk.json THEN it names each setting with the value the code defaults to
+    assert {key: CDK_JSON_CONTEXT[key] for key in DEFAULTS} == dict(DEFAULTS)
+
+
+def test_defaults_reproduce_the_walkthrough_on_todays_runtime() -> None:
+    settings = load_settings({}.get)
+
+    assert settings.instance_size.name == "inf1.xlarge"
+    assert settings.spot is True
+    assert (settings.min_instances, settings.max_instances, settings.desired_count) == (0, 2, 1)
+    assert settings.neuron_runtime is NeuronRuntime.LIBNRT
+    assert (settings.model_name, settings.grpc_port, settings.rest_port) == ("bert", 8500, 8501)
+    assert settings.key_name is None
+    # allowedCidr unset means the VPC's own CIDR, as a literal block
+    assert settings.allowed_cidr == settings.vpc_cidr == "10.0.0.0/16"
+
+
+def test_string_values_from_the_command_line_are_parsed() -> None:
+    settings = settings_with(spot="FALSE", maxInstances="5", desiredCount="4", grpcPort="9000", keyName="my key")
+
+    assert settings.spot is False
+    assert settings.max_instances == 5
+    assert settings.desired_count == 4
+    assert settings.grpc_port == 9000
+    assert settings.key_name == "my key"
+
+
+@pytest.mark.parametrize("size", sorted(INSTANCE_SIZES))
+def test_every_inferentia_size_is_accepted(size: str) -> None:
+    settings = settings_with(instanceType=size)
+
+    assert settings.instance_size is INSTANCE_SIZES[size]
+    assert len(settings.instance_size.device_paths) == settings.instance_size.chips
+
+
+def test_instance_table_matches_the_brief() -> None:
+    table = {
+        name: (size.chips, size.neuron_cores, size.vcpus, size.memory_gib) for name, size in INSTANCE_SIZES.items()
+    }
+    assert table == {
+        "inf1.xlarge": (1, 4, 4, 8),
+        "inf1.2xlarge": (1, 4, 8, 16),
+        "inf1.6xlarge": (4, 16, 24, 48),
+        "inf1.24xlarge": (16, 64, 96, 192),
+        "inf2.xlarge": (1, 2, 4, 16),
+        "inf2.8xlarge": (1, 2, 32, 128),
+        "inf2.24xlarge": (6, 12, 96, 384),
+        "inf2.48xlarge": (12, 24, 192, 768),
+    }
+    assert INSTANCE_SIZES["inf2.48xlarge"].family is NeuronFamily.INF2
+    assert INSTANCE_SIZES["inf1.24xlarge"].device_paths[-1] == "/dev/neuron15"
+
+
+BAD_VALUES = [
+    # (key, value, words the one-line message must contain)
+    ("instanceType", "m5.large", "inf1.xlarge"),
+    ("instanceType", "inf3.xlarge", "expected one of"),
+    ("instanceType", "", "expected one of"),
+    ("spot", "yes", "true or false"),
+    ("spot", 1, "true or false"),
+    ("minInstances", "-1", "whole number from 0"),
+    ("minInstances", "1.5", "whole number"),
+    ("maxInstances", "0", "whole number from 1"),
+    ("maxInstances", "abc", "whole number"),
+    ("maxInstances", True, "whole number"),
+    ("desiredCount", -3, "whole number from 0"),
+    ("desiredCount", "", "whole number"),
+    ("allowedCidr", "10.0.0.0", "CIDR"),
+    ("allowedCidr", "10.0.0.1/16", "CIDR"),
+    ("allowedCidr", "300.0.0.0/8", "CIDR"),
+    ("allowedCidr", "not-a-cidr", "CIDR"),
+    ("allowedCidr", "::/0", "IPv4"),
+    ("vpcCidr", "8.8.0.0/16", "private IPv4"),
+    ("vpcCidr", "10.0.0.0/8", "/16 to /22"),
+    ("neuronRuntime", "neuron-rtd", "libnrt, rtd"),
+    ("neuronRuntime", "LIBNRT", "libnrt, rtd"),
+    ("modelName", "", "letters, digits"),
+    ("modelName", "bert/base", "letters, digits"),
+    ("modelName", "-bert", "starting with a letter or digit"),
+    ("modelName", "b" * 64, "1-63"),
+    ("modelName", "neuron-rtd", "not neuron-monitor or neuron-rtd"),
+    ("grpcPort", "0", "from 1 to 65535"),
+    ("grpcPort", "65536", "from 1 to 65535"),
+    ("restPort", "51678", "kept by the ECS agent"),
+    ("grpcPort", "22", "kept by the ECS agent"),
+    ("keyName", " leading-space", "key pair name"),
+    ("keyName", "tab\tkey", "key pair name"),
+    ("natGateways", "0", "from 1 to 2"),
+    ("rootVolumeGiB", "8", "from 30"),
+    ("logRetentionDays", "31", "expected one of 1, 3"),
+    ("stackName", "1stack", "starting with a letter"),
+    ("stackName", "my_stack", "letters, digits or '-'"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), BAD_VALUES)
+def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value: object, allowed: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_with(**{key: value})
+
+    message = str(raised.value)
+    assert message.startswith(f"Invalid setting '{key}' = ")
+    assert allowed in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"),
+    [
+        ({"minInstances": 3, "maxInstances": 2}, "minInstances", "must not exceed maxInstances (2)"),
+        ({"desiredCount": 3, "maxInstances": 2}, "desiredCount", "must not exceed maxInstances (2)"),
+        ({"grpcPort": 9000, "restPort": 9000}, "restPort", "must differ from grpcPort"),
+        ({"neuronRuntime": "rtd", "instanceType": "inf2.xlarge"}, "neuronRuntime", "only on inf1 sizes"),
+    ],
+)
+def test_conflicting_values_name_the_setting_to_change(overrides: dict[str, object], key: str, allowed: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_with(**overrides)
+
+    assert str(raised.value).startswith(f"Invalid setting '{key}' = ")
+    assert allowed in str(raised.value)
+
+
+def test_every_retention_period_is_one_cdk_can_express() -> None:
+    from components.inference_task import retention
+
+    assert [retention(days) for days in LOG_RETENTION_DAYS]  # raises KeyError on a gap
+
+
+def _run_app(context: dict[str, object], outdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({**CDK_JSON_CONTEXT, **context}),
+        "CDK_OUTDIR": str(outdir),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_app_exits_with_one_line_and_writes_no_template_on_a_bad_value(tmp_path: Path) -> None:
+    # GIVEN an unknown instance type, as `cdk synth -c instanceType=m5.large` would pass it
+    result = _run_app({"instanceType": "m5.large"}, tmp_path)
+
+    # THEN the app fails with exactly one line naming the setting, and nothing half-made
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: Invalid setting 'instanceType' = 'm5.large': expected one of " + ", ".join(INSTANCE_SIZES)
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not list(tmp_path.glob("*.template.json"))
