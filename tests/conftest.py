@@ -18,11 +18,11 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402  (after the jsii banner switch above)
-from aws_cdk.assertions import Template  # noqa: E402
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
 
-from app import build_app  # noqa: E402
-from config.settings import DeploymentSettings, load_settings  # noqa: E402
+from app import build_app
+from config.settings import DeploymentSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON_CONTEXT: Mapping[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -57,10 +57,12 @@ class Synthesized:
 
     @property
     def json(self) -> dict[str, Any]:
-        return self.template.to_json()
+        return dict(self.template.to_json())
 
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return self.template.find_resources(resource_type)
+        return {
+            logical_id: dict(resource) for logical_id, resource in self.template.find_resources(resource_type).items()
+        }
 
     def only(self, resource_type: str) -> dict[str, Any]:
         """The properties of the one resource of ``resource_type``."""

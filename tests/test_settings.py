@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from components.inference_task import retention
 from config.hardware import INSTANCE_SIZES, NeuronFamily
-from config.settings import DEFAULTS, DeploymentSettings, LOG_RETENTION_DAYS, NeuronRuntime, SettingsError, load_settings
+from config.settings import (
+    DEFAULTS,
+    LOG_RETENTION_DAYS,
+    DeploymentSettings,
+    NeuronRuntime,
+    SettingsError,
+    load_settings,
+)
 from tests.conftest import CDK_JSON_CONTEXT, ROOT
 
 
@@ -25,7 +33,8 @@ def test_cdk_json_lists_every_setting_with_the_code_default() -> None:
 
 
 def test_defaults_reproduce_the_walkthrough_on_todays_runtime() -> None:
-    settings = load_settings({}.get)
+    nothing_set: dict[str, object] = {}
+    settings = load_settings(nothing_set.get)
 
     assert settings.instance_size.name == "inf1.xlarge"
     assert settings.spot is True
@@ -144,9 +153,10 @@ def test_conflicting_values_name_the_setting_to_change(overrides: dict[str, obje
 
 
 def test_every_retention_period_is_one_cdk_can_express() -> None:
-    from components.inference_task import retention
+    names = {days: retention(days).name for days in LOG_RETENTION_DAYS}  # KeyError on a gap
 
-    assert [retention(days) for days in LOG_RETENTION_DAYS]  # raises KeyError on a gap
+    assert (names[1], names[30], names[3653]) == ("ONE_DAY", "ONE_MONTH", "TEN_YEARS")
+    assert len(set(names.values())) == len(LOG_RETENTION_DAYS)
 
 
 def _run_app(context: dict[str, object], outdir: Path) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,122 @@
+"""Images: which Dockerfile and build arguments each layout and family gets, and the model check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+from components.model_image import DOCKER_DIR, ModelServerImages, has_saved_model
+from config.hardware import NeuronFamily
+from config.settings import NeuronRuntime
+from tests.conftest import Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+
+
+def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
+    """The image assets of the stack, from its asset manifest."""
+    directory = Path(synthesized.assembly.directory)
+    manifest = json.loads((directory / f"{synthesized.stack.artifact_id}.assets.json").read_text())
+    images = []
+    for image in manifest.get("dockerImages", {}).values():
+        source = dict(image["source"])
+        source["files"] = sorted(path.name for path in (directory / source["directory"]).iterdir())
+        images.append(source)
+    return sorted(images, key=lambda source: source["files"])
+
+
+@pytest.mark.parametrize(
+    ("variant", "base", "package"),
+    [
+        ("default", "public.ecr.aws/amazonlinux/amazonlinux:2023", "tensorflow-model-server-neuron"),
+        ("inf2", "public.ecr.aws/amazonlinux/amazonlinux:2023", "tensorflow-model-server-neuronx"),
+        ("rtd", "public.ecr.aws/amazonlinux/amazonlinux:2", "tensorflow-model-server-neuron-1.15.0.1.0.1572.0"),
+    ],
+)
+def test_server_image_is_built_for_the_family_and_layout(synth: SynthFn, variant: str, base: str, package: str) -> None:
+    servers = [image for image in docker_images(synth(variant)) if "serve.sh" in image["files"]]
+
+    assert len(servers) == 1
+    (server,) = servers
+    assert server["dockerBuildArgs"]["BASE_IMAGE"] == base
+    assert server["dockerBuildArgs"]["SERVER_PACKAGE"] == package
+    assert server["platform"] == "linux/amd64"
+
+
+def test_model_name_and_ports_are_baked_into_the_server_image(synth: SynthFn) -> None:
+    (server,) = [image for image in docker_images(synth("large")) if "serve.sh" in image["files"]]
+
+    assert {key: server["dockerBuildArgs"][key] for key in ("MODEL_NAME", "GRPC_PORT", "REST_PORT")} == {
+        "MODEL_NAME": "bert-large",
+        "GRPC_PORT": "9000",
+        "REST_PORT": "9001",
+    }
+
+
+@pytest.mark.parametrize(("variant", "sidecar_file"), [("default", "neuron_emf.py"), ("rtd", "Dockerfile")])
+def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sidecar_file: str) -> None:
+    images = docker_images(synth(variant))
+
+    assert len(images) == 2
+    sidecar = next(image for image in images if "serve.sh" not in image["files"])
+    assert sidecar_file in sidecar["files"]
+    if variant == "rtd":
+        assert sidecar["files"] == [".dockerignore", "Dockerfile"]
+
+
+def test_build_context_is_kept_small_by_dockerignore(synth: SynthFn) -> None:
+    (server,) = [image for image in docker_images(synth("default")) if "serve.sh" in image["files"]]
+
+    assert server["files"] == [".dockerignore", "Dockerfile", "model", "serve.sh"]
+
+
+def test_saved_model_is_found_only_in_a_version_folder(tmp_path: Path) -> None:
+    assert not has_saved_model(tmp_path)
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    assert not has_saved_model(tmp_path)  # TF Serving needs <version>/saved_model.pb
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"")
+    assert has_saved_model(tmp_path)
+
+
+def test_missing_model_fails_the_image_build_before_the_package_install() -> None:
+    dockerfile = (DOCKER_DIR / "model-server" / "Dockerfile").read_text()
+
+    model_stage, install_stage = dockerfile.split("FROM ${BASE_IMAGE}\n", 1)
+    assert "saved_model.pb" in model_stage
+    assert "exit 1" in model_stage
+    assert "README, 'Providing the model'" in model_stage
+    assert "yum install" in install_stage
+    assert "COPY --from=model" in install_stage
+
+
+def test_synth_warns_only_when_no_model_is_supplied(tmp_path: Path) -> None:
+    # GIVEN one image set without a model and one with a model (a small app: no full stack needed)
+    with_model = tmp_path / "with-model"
+    (with_model / "1").mkdir(parents=True)
+    (with_model / "1" / "saved_model.pb").write_bytes(b"")
+    app = cdk.App()
+    stacks = {}
+    for name, model_dir in (("NoModel", tmp_path / "empty"), ("WithModel", with_model)):
+        stacks[name] = cdk.Stack(app, name)
+        ModelServerImages(
+            stacks[name],
+            "Images",
+            runtime=NeuronRuntime.LIBNRT,
+            family=NeuronFamily.INF1,
+            model_name="bert",
+            grpc_port=8500,
+            rest_port=8501,
+            model_dir=model_dir,
+        )
+
+    # THEN only the one without a model warns, and both still synthesize
+    no_model = Annotations.from_stack(stacks["NoModel"])
+    no_model.has_warning("/NoModel/Images", Match.string_like_regexp("No SavedModel in .*empty"))
+    Annotations.from_stack(stacks["WithModel"]).has_no_warning("*", Match.any_value())

@@ -1,0 +1,77 @@
+"""Service: the tasks run on the capacity provider, roll one at a time, and roll back on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from components.inference_service import one_at_a_time_min_healthy_percent
+from tests.conftest import Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+
+
+@pytest.mark.parametrize(("desired", "minimum"), [(0, 0), (1, 0), (2, 50), (3, 66), (4, 75), (100, 99)])
+def test_minimum_healthy_percent_lets_exactly_one_task_be_replaced(desired: int, minimum: int) -> None:
+    assert one_at_a_time_min_healthy_percent(desired) == minimum
+
+
+@pytest.mark.parametrize("desired", range(1, 101))
+def test_rounded_up_minimum_always_frees_exactly_one_instance(desired: int) -> None:
+    # ECS keeps ceil(desired * min% / 100) tasks running during a deployment
+    minimum = one_at_a_time_min_healthy_percent(desired)
+    kept = -(-desired * minimum // 100)
+    assert kept == desired - 1
+
+
+@pytest.mark.parametrize(("variant", "desired", "minimum"), [("default", 1, 0), ("large", 3, 66)])
+def test_service_runs_desired_tasks_on_the_capacity_provider(
+    synth: SynthFn, variant: str, desired: int, minimum: int
+) -> None:
+    synthesized = synth(variant)
+    service = synthesized.only("AWS::ECS::Service")
+
+    assert service["DesiredCount"] == desired
+    (strategy,) = service["CapacityProviderStrategy"]
+    assert strategy["CapacityProvider"]["Ref"] in synthesized.resources("AWS::ECS::CapacityProvider")
+    assert "LaunchType" not in service
+    assert service["DeploymentConfiguration"] == {
+        "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+        "MaximumPercent": 100,
+        "MinimumHealthyPercent": minimum,
+    }
+    assert service["SchedulingStrategy"] == "REPLICA"
+
+
+def test_tasks_land_one_per_instance_and_only_on_the_configured_size(synth: SynthFn) -> None:
+    service = synth("large").only("AWS::ECS::Service")
+
+    assert service["PlacementConstraints"] == [
+        {"Type": "distinctInstance"},
+        {"Type": "memberOf", "Expression": "attribute:ecs.instance-type == inf1.24xlarge"},
+    ]
+
+
+def test_cluster_has_container_insights(synth: SynthFn) -> None:
+    cluster = synth("default").only("AWS::ECS::Cluster")
+
+    assert cluster["ClusterSettings"] == [{"Name": "containerInsights", "Value": "enabled"}]
+
+
+def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
+    outputs = synth("large").json["Outputs"]
+
+    assert set(outputs) == {
+        "ClusterName",
+        "ServiceName",
+        "SecurityGroupId",
+        "ModelName",
+        "GrpcPort",
+        "RestPort",
+        "FindServerAddressCommand",
+    }
+    assert outputs["ModelName"]["Value"] == "bert-large"
+    assert (outputs["GrpcPort"]["Value"], outputs["RestPort"]["Value"]) == ("9000", "9001")
+    command = outputs["FindServerAddressCommand"]["Value"]["Fn::Join"][1]
+    assert any("aws ecs list-tasks" in part for part in command if isinstance(part, str))

@@ -1,0 +1,156 @@
+"""Task: the model server and its sidecar, in today's libnrt layout and the walk-through's rtd layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from config.hardware import INSTANCE_SIZES
+from tests.conftest import Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+
+
+def containers(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    definitions = synthesized.only("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    return {container["Name"]: container for container in definitions}
+
+
+def environment(container: dict[str, Any]) -> dict[str, str]:
+    return {variable["Name"]: variable["Value"] for variable in container.get("Environment", [])}
+
+
+def devices(container: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    return [
+        (device["HostPath"], device["ContainerPath"], device["Permissions"])
+        for device in container.get("LinuxParameters", {}).get("Devices", [])
+    ]
+
+
+@pytest.mark.parametrize("variant", ["default", "inf2", "large"])
+def test_libnrt_server_owns_every_neuron_device_of_its_instance(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    size = synthesized.settings.instance_size
+    server = containers(synthesized)[synthesized.settings.model_name]
+
+    expected = [(f"/dev/neuron{i}", f"/dev/neuron{i}", ["read", "write"]) for i in range(size.chips)]
+    assert devices(server) == expected
+    assert server["LinuxParameters"]["Capabilities"] == {"Add": ["IPC_LOCK"]}
+    assert environment(server) == {"NEURON_RT_VISIBLE_CORES": f"0-{size.neuron_cores - 1}"}
+
+
+def test_large_instance_maps_sixteen_devices_and_sixty_four_cores(synth: SynthFn) -> None:
+    server = containers(synth("large"))["bert-large"]
+
+    assert len(devices(server)) == INSTANCE_SIZES["inf1.24xlarge"].chips == 16
+    assert environment(server)["NEURON_RT_VISIBLE_CORES"] == "0-63"
+
+
+@pytest.mark.parametrize(("variant", "ports"), [("default", (8500, 8501)), ("large", (9000, 9001))])
+def test_server_publishes_grpc_and_rest_on_static_host_ports(
+    synth: SynthFn, variant: str, ports: tuple[int, int]
+) -> None:
+    synthesized = synth(variant)
+    server = containers(synthesized)[synthesized.settings.model_name]
+
+    mappings = [(m["Name"], m["ContainerPort"], m["HostPort"], m["Protocol"]) for m in server["PortMappings"]]
+    assert mappings == [("grpc", ports[0], ports[0], "tcp"), ("rest", ports[1], ports[1], "tcp")]
+    assert synthesized.only("AWS::ECS::TaskDefinition")["NetworkMode"] == "bridge"
+
+
+def test_libnrt_health_check_waits_for_the_model_to_be_available(synth: SynthFn) -> None:
+    server = containers(synth("large"))["bert-large"]
+
+    check = server["HealthCheck"]
+    assert check["Command"] == [
+        "CMD-SHELL",
+        "curl -fsS http://localhost:9001/v1/models/bert-large | grep -q '\"AVAILABLE\"' || exit 1",
+    ]
+    assert check["StartPeriod"] == 300
+
+
+def test_libnrt_task_has_two_containers_with_a_non_essential_monitor(synth: SynthFn) -> None:
+    synthesized = synth("default")
+    task = containers(synthesized)
+
+    assert sorted(task) == ["bert", "neuron-monitor"]
+    assert task["bert"]["Essential"] is True
+    monitor = task["neuron-monitor"]
+    assert monitor["Essential"] is False
+    assert monitor["RestartPolicy"] == {"Enabled": True}
+    assert devices(monitor) == [("/dev/neuron0", "/dev/neuron0", ["read"])]
+    assert environment(monitor)["METRICS_NAMESPACE"] == "NeuronMonitor"
+    assert synthesized.only("AWS::ECS::TaskDefinition")["PidMode"] == "task"
+
+
+@pytest.mark.parametrize("variant", ["default", "inf2", "large"])
+def test_libnrt_uses_no_daemon_socket_and_no_sys_admin(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    task = synthesized.only("AWS::ECS::TaskDefinition")
+
+    assert "Volumes" not in task or task["Volumes"] == []
+    for container in task["ContainerDefinitions"]:
+        assert "SYS_ADMIN" not in container.get("LinuxParameters", {}).get("Capabilities", {}).get("Add", [])
+        assert "NEURON_RTD_ADDRESS" not in environment(container)
+        assert "AWS_NEURON_VISIBLE_DEVICES" not in environment(container)
+
+
+def test_rtd_layout_is_the_walkthrough_task_exactly(synth: SynthFn) -> None:
+    # GIVEN neuronRuntime=rtd THEN the task matches the brief's table, part by part
+    synthesized = synth("rtd")
+    task = synthesized.only("AWS::ECS::TaskDefinition")
+    bert, rtd = containers(synthesized)["bert"], containers(synthesized)["neuron-rtd"]
+
+    assert task["Volumes"] == [{"Host": {"SourcePath": "/tmp/sock"}, "Name": "sock"}]
+    assert "PidMode" not in task
+    sock_mount = [{"ContainerPath": "/sock", "ReadOnly": False, "SourceVolume": "sock"}]
+
+    assert [(m["ContainerPort"], m["HostPort"]) for m in bert["PortMappings"]] == [(8500, 8500), (8501, 8501)]
+    assert environment(bert) == {"NEURON_RTD_ADDRESS": "unix:/sock/neuron-rtd.sock"}
+    assert bert["MountPoints"] == sock_mount
+    assert bert["MemoryReservation"] == 1000
+    assert bert["Essential"] is True
+    assert "LinuxParameters" not in bert
+
+    assert rtd["Command"] == ["neuron-rtd", "-g", "unix:/sock/neuron-rtd.sock"]
+    assert environment(rtd) == {"AWS_NEURON_VISIBLE_DEVICES": "ALL"}
+    assert rtd["LinuxParameters"]["Capabilities"] == {"Add": ["SYS_ADMIN", "IPC_LOCK"]}
+    assert rtd["MountPoints"] == sock_mount
+    assert rtd["MemoryReservation"] == 1000
+    assert rtd["Essential"] is True
+    assert len(task["ContainerDefinitions"]) == 2
+
+
+@pytest.mark.parametrize("variant", ["default", "rtd"])
+def test_every_container_logs_to_one_group_with_a_retention(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    (log_group_id, log_group), *others = synthesized.resources("AWS::Logs::LogGroup").items()
+
+    assert not others
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert log_group["DeletionPolicy"] == "Delete"
+    for name, container in containers(synthesized).items():
+        options = container["LogConfiguration"]["Options"]
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+        assert options["awslogs-group"] == {"Ref": log_group_id}
+        assert options["awslogs-stream-prefix"] == name
+
+
+@pytest.mark.parametrize("variant", ["default", "rtd"])
+def test_execution_role_is_separate_from_an_empty_task_role(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    task = synthesized.only("AWS::ECS::TaskDefinition")
+    execution_role = task["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    task_role = task["TaskRoleArn"]["Fn::GetAtt"][0]
+
+    assert execution_role != task_role
+    attached = {
+        role["Ref"]
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        for role in policy["Properties"]["Roles"]
+    }
+    assert execution_role in attached
+    assert task_role not in attached
+    assert "ManagedPolicyArns" not in synthesized.resources("AWS::IAM::Role")[task_role]["Properties"]
