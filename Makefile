@@ -58,12 +58,9 @@ test: lint typecheck unit
 snapshot-update: $(PY_STAMP)
 	$(BIN)/pytest tests/test_snapshots.py --snapshot-update
 
-# Wall-clock time of a full `cdk synth` of the default app, three runs.
+# Wall-clock time of a full `cdk synth` of the default app (CLI, python app.py, jsii), three runs.
 bench-synth: setup
-	@for run in 1 2 3; do \
-	  start=$$(date +%s.%N); $(CDK) synth --no-notices --quiet >/dev/null; end=$$(date +%s.%N); \
-	  echo "cdk synth run $$run: $$(echo "$$end - $$start" | bc) s"; \
-	done
+	@TIMEFORMAT='cdk synth: %R s wall'; for run in 1 2 3; do time $(CDK) synth --no-notices --quiet >/dev/null 2>&1; done
 
 # Re-pins every installed package after a change to requirements*.txt.
 constraints:
