@@ -6,20 +6,26 @@ from __future__ import annotations
 import sys
 
 import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
 
 from config.settings import SettingsError, load_settings
 from stacks.bert_inference_stack import BertInferenceStack
 
 
 def build_app(app: cdk.App) -> BertInferenceStack:
-    """Adds the stack, configured from the app's context, to ``app``."""
+    """Adds the stack, configured from the app's context, to ``app``, checked by cdk-nag at synth.
+
+    An unacknowledged AwsSolutions finding fails synthesis, in ``cdk synth`` and in the tests alike.
+    """
     settings = load_settings(app.node.try_get_context)
-    return BertInferenceStack(
+    stack = BertInferenceStack(
         app,
         settings.stack_name,
         settings=settings,
         description="BERT on TensorFlow Serving for AWS Neuron, on Amazon ECS with Inferentia instances",
     )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return stack
 
 
 def main() -> int:

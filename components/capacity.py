@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from config.hardware import InstanceSize, NeuronFamily
@@ -78,9 +80,11 @@ class InferentiaCapacity(Construct):
             self,
             "InstanceRole",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="ECS container instance: the ECS agent (added by the cluster) and SSM Session Manager",
+            description="ECS container instance: the ECS agent for one cluster, and SSM Session Manager",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
         )
+        self._grant_ecs_agent(cluster)
+        self.scaling_events = sns.Topic(self, "ScalingEvents", enforce_ssl=True)
 
         user_data = ec2.UserData.for_linux()
         if instance_size.family is NeuronFamily.INF1 and runtime is NeuronRuntime.LIBNRT:
@@ -95,7 +99,9 @@ class InferentiaCapacity(Construct):
             "LaunchTemplate",
             machine_image=neuron_ami(runtime),
             instance_type=ec2.InstanceType(instance_size.name),
-            role=self.instance_role,
+            # The cluster would grant the agent a wildcard action plus ECR and CloudWatch Logs access
+            # that tasks with an execution role never use; the role gets _grant_ecs_agent's instead.
+            role=self.instance_role.without_policy_updates(),
             security_group=security_group,
             user_data=user_data,
             require_imdsv2=True,
@@ -123,6 +129,7 @@ class InferentiaCapacity(Construct):
             min_capacity=min_instances,
             max_capacity=max_instances,
             new_instances_protected_from_scale_in=False,
+            notifications=[autoscaling.NotificationConfiguration(topic=self.scaling_events)],
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
                 instances_distribution=autoscaling.InstancesDistribution(
@@ -145,4 +152,63 @@ class InferentiaCapacity(Construct):
         cluster.add_asg_capacity_provider(
             self.capacity_provider,
             machine_image_type=ecs.MachineImageType.AMAZON_LINUX_2,
+        )
+        self._acknowledge_findings()
+
+    def _grant_ecs_agent(self, cluster: ecs.ICluster) -> None:
+        """What the ECS agent calls, and only for this cluster where IAM lets a policy say so."""
+        self.instance_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JoinTheCluster",
+                actions=[
+                    "ecs:RegisterContainerInstance",
+                    "ecs:DeregisterContainerInstance",
+                    "ecs:SubmitContainerStateChange",
+                    "ecs:SubmitTaskStateChange",
+                    "ecs:SubmitAttachmentStateChanges",
+                ],
+                resources=[cluster.cluster_arn],
+            )
+        )
+        self.instance_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunTasksOfTheCluster",
+                # UpdateContainerInstancesState lets the agent drain the instance on a spot notice.
+                actions=["ecs:Poll", "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+            )
+        )
+        self.instance_role.add_to_policy(
+            iam.PolicyStatement(sid="FindTheEcsEndpoint", actions=["ecs:DiscoverPollEndpoint"], resources=["*"])
+        )
+
+    def _acknowledge_findings(self) -> None:
+        policy = self.instance_role.node.find_child("DefaultPolicy")
+        Validations.of(policy).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="ecs:DiscoverPollEndpoint supports no resource; ecs:Poll, StartTelemetrySession and "
+                "UpdateContainerInstancesState are limited to this cluster by an ecs:cluster condition",
+            )
+        )
+        Validations.of(self.instance_role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+                reason="AWS maintains the SSM agent's permissions in this policy; it replaces SSH for shell access",
+            )
+        )
+        Validations.of(self.auto_scaling_group).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-EC26",
+                reason="The launch template encrypts the root volume (tests assert it); the rule cannot follow "
+                "the group's LatestVersionNumber reference to the launch template",
+            )
+        )
+        Validations.of(self.scaling_events).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SNS2",
+                reason="Scaling notifications carry only instance IDs and activity; Auto Scaling cannot publish "
+                "to a topic under the AWS managed SNS key",
+            )
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from components.retention import retention
 from config.hardware import InstanceSize
 from config.settings import NeuronRuntime
 
@@ -23,37 +24,6 @@ MONITOR_MEMORY_RESERVATION_MIB = 128
 METRICS_NAMESPACE = "NeuronMonitor"
 # Loading a compiled BERT onto NeuronCores takes a while; ECS allows at most 300 s of grace.
 HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
-
-
-_RETENTION_BY_DAYS = {
-    1: logs.RetentionDays.ONE_DAY,
-    3: logs.RetentionDays.THREE_DAYS,
-    5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK,
-    14: logs.RetentionDays.TWO_WEEKS,
-    30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS,
-    90: logs.RetentionDays.THREE_MONTHS,
-    120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS,
-    180: logs.RetentionDays.SIX_MONTHS,
-    365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS,
-    545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS,
-    1096: logs.RetentionDays.THREE_YEARS,
-    1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS,
-    2557: logs.RetentionDays.SEVEN_YEARS,
-    2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS,
-    3653: logs.RetentionDays.TEN_YEARS,
-}
-
-
-def retention(days: int) -> logs.RetentionDays:
-    """CDK's name for a CloudWatch Logs retention period given in days."""
-    return _RETENTION_BY_DAYS[days]
 
 
 def model_available_command(model_name: str, rest_port: int) -> list[str]:
@@ -120,6 +90,13 @@ class InferenceTaskDefinition(Construct):
             for name, port in (("grpc", grpc_port), ("rest", rest_port))
         ]
 
+        Validations.of(self.task_definition).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-ECS2",
+                reason="The environment holds only non-secret runtime settings (NeuronCore range, runtime "
+                "socket, metrics namespace); nothing secret is passed to the containers",
+            )
+        )
         if runtime is NeuronRuntime.RTD:
             self._add_rtd_containers(
                 server_image=server_image,
@@ -137,6 +114,15 @@ class InferenceTaskDefinition(Construct):
                 instance_size=instance_size,
                 cluster_name=cluster_name,
             )
+
+        execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
+        Validations.of(execution_policy).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="ecr:GetAuthorizationToken supports no resource; image pulls are limited to the asset "
+                "repository and log writes to the task's log group",
+            )
+        )
 
     def _logging(self, prefix: str) -> ecs.LogDriver:
         return ecs.LogDrivers.aws_logs(stream_prefix=prefix, log_group=self.log_group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Annotations
@@ -9,7 +10,6 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from config.hardware import NeuronFamily
 from config.settings import NeuronRuntime
 
 # Resolved from this file, not the working directory, so synth works from anywhere.
@@ -18,12 +18,22 @@ MODEL_DIR = DOCKER_DIR / "model-server" / "model"
 
 AL2023_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
 AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
+
+
+@dataclass(frozen=True)
+class ServerPackage:
+    """A TF Serving for Neuron package, pinned to one version from the Neuron yum repository."""
+
+    name: str
+    version: str
+
+
+# Since Neuron 2.5 one package serves Inf1 and Inf2 alike (it carries libnrt); the model decides
+# the family: compile it with tensorflow-neuron for Inf1, tensorflow-neuronx for Inf2.
+# The version is the TF 2.10 server of Neuron 2.18.1's release content.
+LIBNRT_SERVER = ServerPackage("tensorflow-model-server-neuronx", "2.10.1.2.10.19.0")
 # The rtd layout needs a server built against runtime 1.x, which talks to neuron-rtd.
-RTD_SERVER_PACKAGE = "tensorflow-model-server-neuron-1.15.0.1.0.1572.0"
-SERVER_PACKAGES = {
-    NeuronFamily.INF1: "tensorflow-model-server-neuron",
-    NeuronFamily.INF2: "tensorflow-model-server-neuronx",
-}
+RTD_SERVER = ServerPackage("tensorflow-model-server-neuron", "1.15.0.1.0.1572.0")
 
 
 def has_saved_model(model_dir: Path) -> bool:
@@ -44,7 +54,6 @@ class ModelServerImages(Construct):
         construct_id: str,
         *,
         runtime: NeuronRuntime,
-        family: NeuronFamily,
         model_name: str,
         grpc_port: int,
         rest_port: int,
@@ -52,10 +61,7 @@ class ModelServerImages(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        if runtime is NeuronRuntime.RTD:
-            base_image, server_package = AL2_BASE, RTD_SERVER_PACKAGE
-        else:
-            base_image, server_package = AL2023_BASE, SERVER_PACKAGES[family]
+        base_image, server = (AL2_BASE, RTD_SERVER) if runtime is NeuronRuntime.RTD else (AL2023_BASE, LIBNRT_SERVER)
 
         self.server_asset = ecr_assets.DockerImageAsset(
             self,
@@ -64,7 +70,8 @@ class ModelServerImages(Construct):
             platform=ecr_assets.Platform.LINUX_AMD64,
             build_args={
                 "BASE_IMAGE": base_image,
-                "SERVER_PACKAGE": server_package,
+                "SERVER_PACKAGE": server.name,
+                "SERVER_VERSION": server.version,
                 "MODEL_NAME": model_name,
                 "GRPC_PORT": str(grpc_port),
                 "REST_PORT": str(rest_port),

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from aws_cdk import CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from components.retention import retention
+
 SSH_PORT = 22
+# The provider CDK adds to strip the default security group's rules (restrictDefaultSecurityGroup).
+DEFAULT_SG_PROVIDER = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
+
+
+def _drop_redundant_provider_dependency(stack: Stack) -> None:
+    """CDK's provider Lambda lists its role in DependsOn beside a GetAtt of it (cfn-lint W3005)."""
+    provider = stack.node.try_find_child(DEFAULT_SG_PROVIDER)
+    handler = provider.node.try_find_child("Handler") if provider else None
+    if isinstance(handler, CfnResource):
+        handler.add_deletion_override("DependsOn")
 
 
 class ServingNetwork(Construct):
@@ -14,6 +28,8 @@ class ServingNetwork(Construct):
     The instances sit in private subnets and reach ECR, CloudWatch and SSM through NAT. One NAT
     gateway (the default) is the cheapest way to give both AZs egress; two keep egress alive
     when one AZ fails. Interface endpoints for the same services would cost more per hour.
+
+    Every accepted and rejected flow is logged to CloudWatch Logs, kept ``flow_log_retention_days``.
 
     The security group opens the model server's ports, and SSH only when a key pair is named,
     to one literal CIDR block: a token CIDR would hide from reviewers who is let in.
@@ -29,6 +45,7 @@ class ServingNetwork(Construct):
         allowed_cidr: str,
         service_ports: dict[str, int],
         allow_ssh: bool,
+        flow_log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -42,6 +59,20 @@ class ServingNetwork(Construct):
                 ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=24),
             ],
+        )
+
+        _drop_redundant_provider_dependency(Stack.of(self))
+
+        self.flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=retention(flow_log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
         self.security_group = ec2.SecurityGroup(

@@ -212,6 +212,8 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     vpc_cidr = _ipv4_cidr("vpcCidr", raw("vpcCidr"), vpc=True)
     allowed_cidr_value = raw("allowedCidr")
     allowed_cidr = vpc_cidr if allowed_cidr_value == "" else _ipv4_cidr("allowedCidr", allowed_cidr_value, vpc=False)
+    if allowed_cidr == "0.0.0.0/0":
+        raise _fail("allowedCidr", allowed_cidr, "must not be the whole internet: TF Serving has no authentication")
 
     key_name = _text("keyName", raw("keyName"))
     if key_name and not _KEY_NAME.fullmatch(key_name):

@@ -30,6 +30,7 @@ class BertInferenceStack(Stack):
             allowed_cidr=settings.allowed_cidr,
             service_ports={"TF Serving gRPC": settings.grpc_port, "TF Serving REST": settings.rest_port},
             allow_ssh=settings.key_name is not None,
+            flow_log_retention_days=settings.log_retention_days,
         )
         cluster = ecs.Cluster(
             self,
@@ -55,7 +56,6 @@ class BertInferenceStack(Stack):
             self,
             "Images",
             runtime=settings.neuron_runtime,
-            family=settings.family,
             model_name=settings.model_name,
             grpc_port=settings.grpc_port,
             rest_port=settings.rest_port,

@@ -154,3 +154,19 @@ def test_instance_role_carries_the_ecs_agent_and_ssm_only(synth: SynthFn) -> Non
 def _actions(statement: dict[str, Any]) -> list[str]:
     action = statement["Action"]
     return [action] if isinstance(action, str) else list(action)
+
+
+def test_scaling_events_go_to_a_topic_that_refuses_plain_http(synth: SynthFn) -> None:
+    synthesized = synth("default")
+
+    group = synthesized.only("AWS::AutoScaling::AutoScalingGroup")
+    (notification,) = group["NotificationConfigurations"]
+    assert notification["TopicARN"]["Ref"].startswith("CapacityScalingEvents")
+    assert set(notification["NotificationTypes"]) >= {
+        "autoscaling:EC2_INSTANCE_LAUNCH",
+        "autoscaling:EC2_INSTANCE_TERMINATE",
+        "autoscaling:EC2_INSTANCE_LAUNCH_ERROR",
+        "autoscaling:EC2_INSTANCE_TERMINATE_ERROR",
+    }
+    policy = synthesized.only("AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy)

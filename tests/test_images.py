@@ -12,7 +12,6 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from components.model_image import DOCKER_DIR, ModelServerImages, has_saved_model
-from config.hardware import NeuronFamily
 from config.settings import NeuronRuntime
 from tests.conftest import Synthesized
 
@@ -34,18 +33,21 @@ def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("variant", "base", "package"),
     [
-        ("default", "public.ecr.aws/amazonlinux/amazonlinux:2023", "tensorflow-model-server-neuron"),
-        ("inf2", "public.ecr.aws/amazonlinux/amazonlinux:2023", "tensorflow-model-server-neuronx"),
-        ("rtd", "public.ecr.aws/amazonlinux/amazonlinux:2", "tensorflow-model-server-neuron-1.15.0.1.0.1572.0"),
+        ("default", "amazonlinux:2023", ("tensorflow-model-server-neuronx", "2.10.1.2.10.19.0")),
+        ("inf2", "amazonlinux:2023", ("tensorflow-model-server-neuronx", "2.10.1.2.10.19.0")),
+        ("rtd", "amazonlinux:2", ("tensorflow-model-server-neuron", "1.15.0.1.0.1572.0")),
     ],
 )
-def test_server_image_is_built_for_the_family_and_layout(synth: SynthFn, variant: str, base: str, package: str) -> None:
+def test_server_image_is_built_for_the_layout_with_a_pinned_package(
+    synth: SynthFn, variant: str, base: str, package: tuple[str, str]
+) -> None:
     servers = [image for image in docker_images(synth(variant)) if "serve.sh" in image["files"]]
 
     assert len(servers) == 1
     (server,) = servers
-    assert server["dockerBuildArgs"]["BASE_IMAGE"] == base
-    assert server["dockerBuildArgs"]["SERVER_PACKAGE"] == package
+    args = server["dockerBuildArgs"]
+    assert args["BASE_IMAGE"] == f"public.ecr.aws/amazonlinux/{base}"
+    assert (args["SERVER_PACKAGE"], args["SERVER_VERSION"]) == package
     assert server["platform"] == "linux/amd64"
 
 
@@ -109,7 +111,6 @@ def test_synth_warns_only_when_no_model_is_supplied(tmp_path: Path) -> None:
             stacks[name],
             "Images",
             runtime=NeuronRuntime.LIBNRT,
-            family=NeuronFamily.INF1,
             model_name="bert",
             grpc_port=8500,
             rest_port=8501,

@@ -62,3 +62,13 @@ def test_no_key_pair_means_no_key_in_the_launch_template(synth: SynthFn) -> None
     data = synth("default").only("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
 
     assert "KeyName" not in data
+
+
+def test_vpc_logs_every_flow_to_a_log_group_with_retention(synth: SynthFn) -> None:
+    synthesized = synth("default")
+
+    flow_log = synthesized.only("AWS::EC2::FlowLog")
+    assert flow_log["ResourceType"] == "VPC"
+    assert flow_log["TrafficType"] == "ALL"
+    assert flow_log["LogDestinationType"] == "cloud-watch-logs"
+    assert flow_log["LogGroupName"]["Ref"].startswith("NetworkFlowLogs")

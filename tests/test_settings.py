@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.inference_task import retention
+from components.retention import retention
 from config.hardware import INSTANCE_SIZES, NeuronFamily
 from config.settings import (
     DEFAULTS,
@@ -101,6 +101,7 @@ BAD_VALUES = [
     ("allowedCidr", "300.0.0.0/8", "CIDR"),
     ("allowedCidr", "not-a-cidr", "CIDR"),
     ("allowedCidr", "::/0", "IPv4"),
+    ("allowedCidr", "0.0.0.0/0", "must not be the whole internet"),
     ("vpcCidr", "8.8.0.0/16", "private IPv4"),
     ("vpcCidr", "10.0.0.0/8", "/16 to /22"),
     ("neuronRuntime", "neuron-rtd", "libnrt, rtd"),

@@ -124,17 +124,19 @@ def test_rtd_layout_is_the_walkthrough_task_exactly(synth: SynthFn) -> None:
 
 
 @pytest.mark.parametrize("variant", ["default", "rtd"])
-def test_every_container_logs_to_one_group_with_a_retention(synth: SynthFn, variant: str) -> None:
+def test_every_container_logs_to_the_task_log_group_with_a_retention(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
-    (log_group_id, log_group), *others = synthesized.resources("AWS::Logs::LogGroup").items()
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    task_groups = {logical_id for logical_id in groups if logical_id.startswith("TaskLogs")}
 
-    assert not others
-    assert log_group["Properties"]["RetentionInDays"] == 30
-    assert log_group["DeletionPolicy"] == "Delete"
+    assert len(task_groups) == 1
+    for group in groups.values():  # the task's and the VPC flow logs'
+        assert group["Properties"]["RetentionInDays"] == 30
+        assert group["DeletionPolicy"] == "Delete"
     for name, container in containers(synthesized).items():
         options = container["LogConfiguration"]["Options"]
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
-        assert options["awslogs-group"] == {"Ref": log_group_id}
+        assert options["awslogs-group"] == {"Ref": next(iter(task_groups))}
         assert options["awslogs-stream-prefix"] == name
 
 
