@@ -17,7 +17,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
-from cfnlint.api import lint  # type: ignore[import-untyped]
+from cfnlint.api import lint
 
 from app import build_app
 from components.model_image import DOCKER_DIR

@@ -1,0 +1,267 @@
+"""Command line: ``python -m client`` (load) and ``python -m client status``.
+
+Exit codes: 0 every request succeeded; 1 some failed (figures still printed) or the status check
+failed; 2 bad arguments; 130 interrupted with Ctrl-C (figures for what was measured are printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from client import endpoint
+from client.inputs import BertInputs, text_inputs, zero_inputs
+from client.load import LoadPlan, LoadRunner
+from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
+from client.report import json_line, plot, render_table
+from client.stats import Summary, cost_per_million, summarize
+from client.transport import RequestFailed, Transport, open_transport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROGRESS_AFTER_S = 1.0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _target(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return text
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", type=_target, help="HOST:PORT of TF Serving (gRPC or REST port)")
+    where.add_argument("--stack", help="read the endpoint from this deployed CloudFormation stack's outputs")
+    parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
+    parser.add_argument("--model", default=None, help="model name (default: the stack's, else bert)")
+    parser.add_argument("--timeout", type=_positive_float, default=10.0, help="per-request timeout, seconds")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    load = argparse.ArgumentParser(
+        prog="python -m client",
+        description="Load TF Serving with BERT requests and report latency, throughput and cost. "
+        "`python -m client status --target HOST:PORT` reports the model's state.",
+    )
+    _common(load)
+    amount = load.add_mutually_exclusive_group()
+    amount.add_argument("--requests", type=_positive_int, help="measured requests (default 100)")
+    amount.add_argument("--duration", type=_positive_float, help="measure for this many seconds")
+    shape = load.add_mutually_exclusive_group()
+    shape.add_argument("--concurrency", type=_positive_int, help="closed loop: requests in flight (default 1)")
+    shape.add_argument("--rate", type=_positive_float, help="open loop: requests per second, latency from send time")
+    load.add_argument("--batch", type=_positive_int, default=1)
+    load.add_argument("--seq-len", type=_positive_int, default=128)
+    load.add_argument("--warmup", type=_non_negative_int, default=10, help="unmeasured requests first (default 10)")
+    load.add_argument("--signature", default="", help="signature_name (default: the model's default)")
+    load.add_argument("--text", help="send token ids of this text instead of zeros (needs --vocab)")
+    load.add_argument("--vocab", type=Path, help="BERT WordPiece vocab.txt for --text")
+    load.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    load.add_argument("--plot", type=Path, metavar="FILE.png", help="draw latency histogram and timeline")
+    load.add_argument("--hourly-price", type=_positive_float, help="USD per instance-hour for the cost figure")
+    load.add_argument("--instance-type", help="price from the built-in on-demand table (default: the stack's)")
+
+    status = argparse.ArgumentParser(prog="python -m client status", description="Report the model's version states.")
+    _common(status)
+    return load, status
+
+
+def _inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BertInputs:
+    if args.text is None:
+        return zero_inputs(args.batch, args.seq_len)
+    if args.vocab is None or not args.vocab.is_file():
+        parser.error("--text needs --vocab pointing at a BERT vocab.txt")
+    return text_inputs(args.text, args.vocab, args.batch, args.seq_len)
+
+
+def _cost(args: argparse.Namespace, instance_type: str | None, summary: Summary) -> dict[str, Any] | None:
+    if args.hourly_price is not None:
+        price, source = args.hourly_price, "--hourly-price"
+    elif instance_type in ON_DEMAND_USD_PER_HOUR:
+        price = ON_DEMAND_USD_PER_HOUR[instance_type]
+        source = f"{instance_type} on-demand, {PRICE_TABLE_REGION}, table of {PRICE_TABLE_DATE}"
+    else:
+        return None
+    return {
+        "hourly_price_usd": price,
+        "source": source,
+        "per_million_inferences_usd": cost_per_million(price, summary.inferences_per_s),
+    }
+
+
+async def _run_with_progress(runner: LoadRunner, plan: LoadPlan, show: bool) -> None:
+    task = asyncio.create_task(runner.run())
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C ends the process at once
+        runner.stop()
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    if show:
+        done, _ = await asyncio.wait({task}, timeout=PROGRESS_AFTER_S)
+        if not done:
+            total = plan.requests if plan.requests is not None else plan.duration
+            unit = "requests" if plan.requests is not None else "s"
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn(f"{{task.completed:.0f}}/{{task.total:.0f}} {unit}"),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+                bar = progress.add_task("measuring", total=total)
+                started = time.perf_counter()
+                while not task.done():
+                    done_count = len(runner.result.samples)
+                    progress.update(bar, completed=done_count if unit == "requests" else time.perf_counter() - started)
+                    await asyncio.wait({task}, timeout=0.1)
+    await task
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    target, model, instance_type = args.target, args.model, args.instance_type
+    if args.stack:
+        try:
+            found = endpoint.resolve(args.stack)
+        except endpoint.EndpointNotFound as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        target, model = found.target(args.protocol), model or found.model
+        instance_type = instance_type or found.instance_type
+    model = model or "bert"
+    plan = LoadPlan(
+        requests=args.requests if args.requests or args.duration else 100,
+        duration=args.duration,
+        concurrency=None if args.rate else (args.concurrency or 1),
+        rate=args.rate,
+        warmup=args.warmup,
+    )
+    inputs = _inputs(args, parser)
+    transport = open_transport(
+        args.protocol,
+        target,
+        model=model,
+        signature=args.signature,
+        inputs=inputs,
+        timeout=args.timeout,
+        concurrency=plan.concurrency or 64,
+    )
+    runner = LoadRunner(transport, plan)
+    console = Console()
+    try:
+        await _run_with_progress(runner, plan, show=not args.json and sys.stderr.isatty())
+    finally:
+        await transport.close()
+
+    summary = summarize(runner.result, batch=inputs.batch)
+    settings = {
+        "target": target,
+        "protocol": args.protocol,
+        "model": model,
+        "batch": inputs.batch,
+        "seq_len": inputs.seq_len,
+        "warmup": plan.warmup,
+        "requests": plan.requests,
+        "duration": plan.duration,
+        "concurrency": plan.concurrency,
+        "rate": plan.rate,
+        "timeout": args.timeout,
+        "inputs": "text" if args.text else "zeros",
+    }
+    cost = _cost(args, instance_type, summary)
+    if args.json:
+        print(json_line(summary, settings, cost), flush=True)
+    else:
+        render_table(console, summary, settings, cost)
+    if args.plot:
+        plot(runner.result, summary, args.plot)
+    return _verdict(summary, runner.result.error_details)
+
+
+def _verdict(summary: Summary, details: dict[str, str]) -> int:
+    if summary.interrupted:
+        print(f"interrupted: figures cover the {summary.requests} requests completed so far", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary.errors:
+        worst = max(summary.errors_by_code.items(), key=lambda item: item[1])[0]
+        detail = details.get(worst, "")
+        print(
+            f"error: {summary.errors} of {summary.requests} requests failed; most often {worst}"
+            + (f" ({detail})" if detail else ""),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    target, model = args.target, args.model
+    if args.stack:
+        try:
+            found = endpoint.resolve(args.stack)
+        except endpoint.EndpointNotFound as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        target, model = found.target(args.protocol), model or found.model
+    model = model or "bert"
+    transport: Transport = open_transport(
+        args.protocol, target, model=model, signature="", inputs=zero_inputs(1, 1), timeout=args.timeout, concurrency=1
+    )
+    try:
+        versions = await transport.model_status()
+    except RequestFailed as failure:
+        print(f"error: status of model {model!r} at {target} failed: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await transport.close()
+    for version, state in versions:
+        print(f"{model} version {version}: {state}")
+    available = any(state == "AVAILABLE" for _, state in versions)
+    return EXIT_OK if available else EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    load_parser, status_parser = build_parser()
+    if arguments[:1] == ["status"]:
+        return asyncio.run(_status(status_parser.parse_args(arguments[1:])))
+    args = load_parser.parse_args(arguments)
+    if args.rate is not None and args.rate > 100_000:
+        load_parser.error("--rate above 100000 requests/s is beyond what one client process can schedule")
+    return asyncio.run(_load(args, load_parser))

@@ -1,0 +1,64 @@
+"""Finds the model server of a deployed stack from its CloudFormation outputs (``--stack``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class EndpointNotFound(RuntimeError):
+    """The stack exists but nothing in it serves the model right now, or it does not exist."""
+
+
+@dataclass(frozen=True)
+class StackEndpoint:
+    host: str
+    grpc_port: int
+    rest_port: int
+    model: str
+    instance_type: str | None
+
+    def target(self, protocol: str) -> str:
+        return f"{self.host}:{self.grpc_port if protocol == 'grpc' else self.rest_port}"
+
+
+def _outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except Exception as error:  # botocore's ClientError, NoCredentialsError, EndpointConnectionError ...
+        raise EndpointNotFound(f"cannot read stack {stack_name!r}: {error}") from None
+    return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
+
+
+def _task_host(ecs: Any, ec2: Any, cluster: str, service: str) -> str:
+    """The private IP of the instance running one of the service's tasks."""
+    task_arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")["taskArns"]
+    if not task_arns:
+        raise EndpointNotFound(f"service {service} has no running task")
+    task = ecs.describe_tasks(cluster=cluster, tasks=task_arns[:1])["tasks"][0]
+    instance = ecs.describe_container_instances(cluster=cluster, containerInstances=[task["containerInstanceArn"]])
+    instance_id = instance["containerInstances"][0]["ec2InstanceId"]
+    reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return str(reservations[0]["Instances"][0]["PrivateIpAddress"])
+
+
+def resolve(stack_name: str, session: Any = None) -> StackEndpoint:
+    """Reads the stack's outputs; prefers a load balancer address, else a running task's instance."""
+    if session is None:
+        import boto3  # noqa: PLC0415  (only --stack needs it)
+
+        session = boto3.session.Session()
+    outputs = _outputs(session.client("cloudformation"), stack_name)
+    missing = [key for key in ("GrpcPort", "RestPort", "ModelName") if key not in outputs]
+    if missing:
+        raise EndpointNotFound(f"stack {stack_name!r} has no output {', '.join(missing)}: is it this project's stack?")
+    host = outputs.get("LoadBalancerDnsName") or _task_host(
+        session.client("ecs"), session.client("ec2"), outputs["ClusterName"], outputs["ServiceName"]
+    )
+    return StackEndpoint(
+        host=host,
+        grpc_port=int(outputs["GrpcPort"]),
+        rest_port=int(outputs["RestPort"]),
+        model=outputs["ModelName"],
+        instance_type=outputs.get("InstanceType"),
+    )

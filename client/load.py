@@ -1,0 +1,164 @@
+"""Load generation: closed loop (a fixed number of callers) or open loop (a fixed arrival rate).
+
+Open-loop latency is measured from each request's *intended* send time, so a server that stalls
+cannot hide the queue it builds (no coordinated omission): requests that should have gone out
+during the stall are late, and their lateness counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from client.transport import RequestFailed, Transport
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadPlan:
+    """How much load, and of which kind. Exactly one of requests/duration, concurrency/rate."""
+
+    requests: int | None = None
+    duration: float | None = None
+    concurrency: int | None = None
+    rate: float | None = None
+    warmup: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.requests is None) == (self.duration is None):
+            raise ValueError("give exactly one of requests and duration")
+        if (self.concurrency is None) == (self.rate is None):
+            raise ValueError("give exactly one of concurrency and rate")
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured request: when it should have gone, when it went, when it ended, and how."""
+
+    scheduled: float
+    sent: float
+    done: float
+    error: str | None = None
+
+    @property
+    def latency(self) -> float:
+        return self.done - self.scheduled
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    interrupted: bool = False
+    warmup_errors: int = 0
+    max_in_flight: int = 0
+    error_details: dict[str, str] = field(default_factory=dict)
+
+
+class LoadRunner:
+    """Runs a :class:`LoadPlan` against a transport; :meth:`stop` ends it early, keeping the samples."""
+
+    def __init__(self, transport: Transport, plan: LoadPlan, *, clock: Clock = time.perf_counter) -> None:
+        self._transport = transport
+        self._plan = plan
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._in_flight = 0
+        self._pending: set[asyncio.Task[None]] = set()
+        self.result = LoadResult()
+        self.issued = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.result.interrupted = True
+
+    async def _one(self, scheduled: float, samples: list[Sample] | None) -> None:
+        self._in_flight += 1
+        self.result.max_in_flight = max(self.result.max_in_flight, self._in_flight)
+        sent = self._clock()
+        error: str | None = None
+        try:
+            await self._transport.predict()
+        except RequestFailed as failure:
+            error = failure.code
+            self.result.error_details.setdefault(failure.code, failure.detail[:300])
+        finally:
+            self._in_flight -= 1
+        if samples is not None:
+            samples.append(Sample(scheduled, sent, self._clock(), error))
+        elif error is not None:
+            self.result.warmup_errors += 1
+
+    async def _warm_up(self) -> None:
+        callers = min(self._plan.warmup, self._plan.concurrency or 8)
+        remaining = iter(range(self._plan.warmup))
+
+        async def caller() -> None:
+            for _ in remaining:
+                if self._stopping.is_set():
+                    return
+                await self._one(self._clock(), None)
+
+        await asyncio.gather(*(caller() for _ in range(callers)))
+
+    def _more(self, index: int, at: float, deadline: float | None) -> bool:
+        if self._stopping.is_set():
+            return False
+        if self._plan.requests is not None:
+            return index < self._plan.requests
+        return deadline is not None and at < deadline
+
+    async def _closed_loop(self, start: float, deadline: float | None) -> None:
+        async def caller() -> None:
+            while self._more(self.issued, self._clock(), deadline):
+                self.issued += 1
+                await self._one(self._clock(), self.result.samples)
+
+        await asyncio.gather(*(caller() for _ in range(self._plan.concurrency or 1)))
+
+    async def _open_loop(self, start: float, deadline: float | None) -> None:
+        interval = 1.0 / (self._plan.rate or 1.0)
+        while self._more(self.issued, start + self.issued * interval, deadline):
+            scheduled = start + self.issued * interval
+            delay = scheduled - self._clock()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                    break
+                except TimeoutError:
+                    pass
+            self.issued += 1
+            task = asyncio.create_task(self._one(scheduled, self.result.samples))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        if self._pending:
+            await asyncio.wait(set(self._pending))
+
+    async def run(self) -> LoadResult:
+        """Warms up, then measures; returns whatever was measured, also when stopped or cancelled."""
+        try:
+            if self._plan.warmup:
+                await self._warm_up()
+            start = self._clock()
+            self.result.started = start
+            deadline = start + self._plan.duration if self._plan.duration is not None else None
+            if self._plan.open_loop:
+                await self._open_loop(start, deadline)
+            else:
+                await self._closed_loop(start, deadline)
+        except asyncio.CancelledError:
+            # Ctrl-C: requests still in flight are abandoned, not counted as errors.
+            self.result.interrupted = True
+            for task in self._pending:
+                task.cancel()
+        finally:
+            self.result.finished = self._clock()
+        return self.result

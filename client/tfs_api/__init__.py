@@ -1,0 +1,1 @@
+"""TensorFlow Serving's wire messages, generated from tensorflow_serving.proto by `make proto`."""

@@ -1,0 +1,226 @@
+"""The two ways to reach TF Serving: gRPC (``PredictionService``, ``ModelService``) and REST.
+
+Each transport builds its request body once and sends the same bytes every time, so the client
+measures the server, not its own serialisation. A failed request raises :class:`RequestFailed`
+with a short code (a gRPC status name, ``HTTP 503``, ``TIMEOUT``, ``BAD_RESPONSE`` ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiohttp
+import grpc
+import numpy as np
+
+from client.inputs import BertInputs
+from client.tfs_api.tensorflow_serving_pb2 import (
+    DataType,
+    GetModelStatusRequest,
+    GetModelStatusResponse,
+    ModelSpec,
+    ModelVersionStatus,
+    PredictRequest,
+    PredictResponse,
+    TensorProto,
+    TensorShapeProto,
+)
+
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+STATUS_METHOD = "/tensorflow.serving.ModelService/GetModelStatus"
+# One HTTP/2 connection carries at most ~100 concurrent streams by default; spread beyond that.
+STREAMS_PER_CHANNEL = 64
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class RequestFailed(Exception):
+    """One request did not produce a prediction."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+class Transport(Protocol):
+    async def predict(self) -> None: ...
+
+    async def model_status(self) -> list[tuple[int, str]]: ...
+
+    async def close(self) -> None: ...
+
+
+def tensor_proto(array: np.ndarray[Any, Any]) -> TensorProto:
+    """An int32 array as TF Serving expects it: raw little-endian bytes in ``tensor_content``."""
+    return TensorProto(
+        dtype=DataType.DT_INT32,
+        tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=size) for size in array.shape]),
+        tensor_content=array.astype("<i4").tobytes(),
+    )
+
+
+def predict_request(model: str, signature: str, inputs: BertInputs) -> PredictRequest:
+    request = PredictRequest(model_spec=ModelSpec(name=model, signature_name=signature))
+    for name, array in inputs.tensors.items():
+        request.inputs[name].CopyFrom(tensor_proto(array))
+    return request
+
+
+def _passthrough(payload: bytes) -> bytes:
+    return payload
+
+
+def channels_for(concurrency: int) -> int:
+    return max(1, -(-concurrency // STREAMS_PER_CHANNEL))
+
+
+class GrpcTransport:
+    """``PredictionService/Predict`` over one or more HTTP/2 channels, used round-robin."""
+
+    def __init__(
+        self, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, channels: int = 1
+    ) -> None:
+        self._timeout = timeout
+        self._model = model
+        self._payload = predict_request(model, signature, inputs).SerializeToString()
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            # Separate channels must not share one subchannel, or they share one connection.
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(max(1, channels))]
+        self._calls = [
+            channel.unary_unary(
+                PREDICT_METHOD, request_serializer=_passthrough, response_deserializer=PredictResponse.FromString
+            )
+            for channel in self._channels
+        ]
+        self._next = itertools.cycle(self._calls)
+
+    async def predict(self) -> None:
+        try:
+            response = await next(self._next)(self._payload, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise _grpc_failure(error) from None
+        if not response.outputs:
+            raise RequestFailed("BAD_RESPONSE", "PredictResponse has no outputs")
+
+    async def model_status(self) -> list[tuple[int, str]]:
+        call = self._channels[0].unary_unary(
+            STATUS_METHOD,
+            request_serializer=GetModelStatusRequest.SerializeToString,
+            response_deserializer=GetModelStatusResponse.FromString,
+        )
+        try:
+            response = await call(GetModelStatusRequest(model_spec=ModelSpec(name=self._model)), timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise _grpc_failure(error) from None
+        return [
+            (status.version, ModelVersionStatus.State.Name(status.state)) for status in response.model_version_status
+        ]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self._channels))
+
+
+def _grpc_failure(error: grpc.aio.AioRpcError) -> RequestFailed:
+    code = error.code()
+    details = error.details() or ""
+    if code is grpc.StatusCode.INTERNAL and "deserializ" in details.lower():
+        return RequestFailed("BAD_RESPONSE", details)
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return RequestFailed("TIMEOUT", details)
+    return RequestFailed(code.name, details)
+
+
+class RestTransport:
+    """``POST /v1/models/<model>:predict`` in the column (``inputs``) form, over keep-alive HTTP/1.1."""
+
+    def __init__(
+        self, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, connections: int
+    ) -> None:
+        base = f"http://{target}/v1/models/{model}"
+        self._predict_url = f"{base}:predict"
+        self._status_url = base
+        body: dict[str, Any] = {"inputs": {name: array.tolist() for name, array in inputs.tensors.items()}}
+        if signature:
+            body["signature_name"] = signature
+        self._payload = json.dumps(body, separators=(",", ":")).encode()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connections, force_close=False)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def _request(self, method: str, url: str, check: Callable[[Any], bool]) -> Any:
+        try:
+            async with self._client().request(
+                method,
+                url,
+                data=self._payload if method == "POST" else None,
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise RequestFailed(f"HTTP {response.status}", body[:200].decode(errors="replace"))
+        except TimeoutError:
+            raise RequestFailed("TIMEOUT") from None
+        except aiohttp.ClientConnectorError as error:
+            code = "CONNECTION_REFUSED" if isinstance(error.os_error, ConnectionRefusedError) else "CONNECT_FAILED"
+            raise RequestFailed(code, str(error)) from None
+        except aiohttp.ClientError as error:
+            raise RequestFailed("CONNECTION_ERROR", str(error)) from None
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise RequestFailed("BAD_RESPONSE", "response is not JSON") from None
+        if not check(document):
+            raise RequestFailed("BAD_RESPONSE", "unexpected JSON: " + body[:120].decode(errors="replace"))
+        return document
+
+    async def predict(self) -> None:
+        await self._request(
+            "POST", self._predict_url, lambda doc: isinstance(doc, dict) and ("outputs" in doc or "predictions" in doc)
+        )
+
+    async def model_status(self) -> list[tuple[int, str]]:
+        document = await self._request(
+            "GET", self._status_url, lambda doc: isinstance(doc, dict) and "model_version_status" in doc
+        )
+        return [(int(status["version"]), str(status["state"])) for status in document["model_version_status"]]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def open_transport(
+    protocol: str, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, concurrency: int
+) -> Transport:
+    if protocol == "grpc":
+        return GrpcTransport(
+            target, model=model, signature=signature, inputs=inputs, timeout=timeout, channels=channels_for(concurrency)
+        )
+    return RestTransport(
+        target, model=model, signature=signature, inputs=inputs, timeout=timeout, connections=concurrency
+    )
+
+
+__all__ = [
+    "PREDICT_METHOD",
+    "STATUS_METHOD",
+    "GrpcTransport",
+    "RequestFailed",
+    "RestTransport",
+    "Transport",
+    "open_transport",
+    "predict_request",
+]
