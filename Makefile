@@ -17,7 +17,7 @@ CDK_ARGS ?=
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench-synth constraints clean
+.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench bench-local bench-synth proto constraints clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,21 @@ test: lint typecheck unit
 
 snapshot-update: $(PY_STAMP)
 	$(BIN)/pytest tests/test_snapshots.py --snapshot-update
+
+# Load a deployed server: make bench TARGET=host:8500 [BENCH_ARGS="--concurrency 8 --duration 30"]
+TARGET ?=
+BENCH_ARGS ?=
+bench: $(PY_STAMP)
+	@test -n "$(TARGET)" || { echo "usage: make bench TARGET=host:port [BENCH_ARGS=...]"; exit 2; }
+	$(BIN)/python -m client --target $(TARGET) $(BENCH_ARGS)
+
+# The client against the loopback TF Serving stand-in: throughput at 20 ms model time, overhead at 0.
+bench-local: $(PY_STAMP)
+	$(BIN)/python -m client.bench_local
+
+# Regenerates the client's TF Serving messages from client/tfs_api/tensorflow_serving.proto.
+proto: $(PY_STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/tfs_api/tensorflow_serving.proto
 
 # Wall-clock time of a full `cdk synth` of the default app (CLI, python app.py, jsii), three runs.
 bench-synth: setup

@@ -80,10 +80,12 @@ class LoadRunner:
         self._stopping.set()
         self.result.interrupted = True
 
-    async def _one(self, scheduled: float, samples: list[Sample] | None) -> None:
+    async def _one(self, scheduled: float | None, samples: list[Sample] | None) -> None:
+        """Sends one request; ``scheduled`` is its open-loop slot, None when sent on demand."""
         self._in_flight += 1
         self.result.max_in_flight = max(self.result.max_in_flight, self._in_flight)
         sent = self._clock()
+        scheduled = sent if scheduled is None else scheduled
         error: str | None = None
         try:
             await self._transport.predict()
@@ -105,7 +107,7 @@ class LoadRunner:
             for _ in remaining:
                 if self._stopping.is_set():
                     return
-                await self._one(self._clock(), None)
+                await self._one(None, None)
 
         await asyncio.gather(*(caller() for _ in range(callers)))
 
@@ -120,7 +122,7 @@ class LoadRunner:
         async def caller() -> None:
             while self._more(self.issued, self._clock(), deadline):
                 self.issued += 1
-                await self._one(self._clock(), self.result.samples)
+                await self._one(None, self.result.samples)
 
         await asyncio.gather(*(caller() for _ in range(self._plan.concurrency or 1)))
 

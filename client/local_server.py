@@ -59,6 +59,7 @@ class Received:
     model: str
     signature: str
     inputs: dict[str, tuple[str, tuple[int, ...]]]
+    first_row: dict[str, tuple[int, ...]]
 
 
 class InvalidRequest(ValueError):
@@ -77,6 +78,17 @@ def _logits(batch: int) -> TensorProto:
         tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=batch), TensorShapeProto.Dim(size=2)]),
         tensor_content=np.zeros((batch, 2), dtype="<f4").tobytes(),
     )
+
+
+def _grpc_first_rows(request: PredictRequest) -> dict[str, tuple[int, ...]]:
+    rows = {}
+    for name, tensor in request.inputs.items():
+        shape = [dim.size for dim in tensor.tensor_shape.dim]
+        values = (
+            np.frombuffer(tensor.tensor_content, dtype="<i4") if tensor.tensor_content else np.array(tensor.int_val)
+        )
+        rows[name] = tuple(int(v) for v in values[: shape[-1] if shape else 1])
+    return rows
 
 
 def _check_grpc_inputs(request: PredictRequest) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -115,11 +127,11 @@ class LocalServer:
 
     # --- behaviour shared by both protocols ---
 
-    async def _predict(self, protocol: str, model: str, signature: str, inputs: dict[str, Any]) -> None:
-        if model != self.behaviour.model_name:
-            raise LookupError(f"Servable not found for request: Latest({model})")
+    async def _predict(self, received: Received) -> None:
+        if received.model != self.behaviour.model_name:
+            raise LookupError(f"Servable not found for request: Latest({received.model})")
         self.counters.predicts += 1
-        self.counters.received.append(Received(protocol, model, signature, inputs))
+        self.counters.received.append(received)
         if self.behaviour.model_time:
             await asyncio.sleep(self.behaviour.model_time)
         every = self.behaviour.error_every
@@ -136,7 +148,8 @@ class LocalServer:
     async def _grpc_predict(self, request: PredictRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             inputs = _check_grpc_inputs(request)
-            await self._predict("grpc", request.model_spec.name, request.model_spec.signature_name, inputs)
+            spec = request.model_spec
+            await self._predict(Received("grpc", spec.name, spec.signature_name, inputs, _grpc_first_rows(request)))
         except LookupError as error:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
         except InvalidRequest as error:
@@ -209,8 +222,13 @@ class LocalServer:
             tensors = document.get("inputs") if isinstance(document, dict) else None
             if not isinstance(tensors, dict) or not tensors:
                 raise InvalidRequest("missing 'inputs'")
-            inputs = {name: ("int", np.asarray(values).shape) for name, values in tensors.items()}
-            await self._predict("rest", model, str(document.get("signature_name", "")), inputs)
+            arrays = {name: np.asarray(values) for name, values in tensors.items()}
+            if any(array.dtype.kind not in "iu" or array.ndim != 2 for array in arrays.values()):
+                raise InvalidRequest("inputs must be 2-D integer arrays")
+            inputs = {name: ("int", tuple(array.shape)) for name, array in arrays.items()}
+            first_row = {name: tuple(int(v) for v in array[0]) for name, array in arrays.items()}
+            signature = str(document.get("signature_name", ""))
+            await self._predict(Received("rest", model, signature, inputs, first_row))
         except LookupError as error:
             return web.json_response({"error": str(error)}, status=404)
         except ValueError as error:  # InvalidRequest, or a body that is not JSON

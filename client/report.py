@@ -54,6 +54,9 @@ def plot(result: LoadResult, summary: Summary, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
+    from matplotlib.ticker import FuncFormatter  # noqa: PLC0415
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
 
     ok = [sample for sample in result.samples if sample.error is None]
     latencies = np.array([sample.latency * 1000.0 for sample in ok])
@@ -66,6 +69,9 @@ def plot(result: LoadResult, summary: Summary, path: Path) -> None:
         times = np.array([sample.scheduled - result.started for sample in ok])
         timeline.scatter(times, latencies, s=4, alpha=0.5, color="#4472c4")
         timeline.set_yscale("log")
+        for log_axis in (histogram.xaxis, timeline.yaxis):
+            log_axis.set_major_formatter(plain)
+            log_axis.set_minor_formatter(plain)
         for axis, vertical in ((histogram, True), (timeline, False)):
             for key, colour in (("p50", "#2e8b57"), ("p99", "#c0392b")):
                 value = summary.latency_ms[key]

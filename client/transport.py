@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import aiohttp
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from client.inputs import BertInputs
 from client.tfs_api.tensorflow_serving_pb2 import (
@@ -94,18 +95,22 @@ class GrpcTransport:
         ]
         self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(max(1, channels))]
         self._calls = [
-            channel.unary_unary(
-                PREDICT_METHOD, request_serializer=_passthrough, response_deserializer=PredictResponse.FromString
-            )
+            # Raw bytes both ways: the request is encoded once, and a response that does not parse
+            # becomes BAD_RESPONSE here rather than a logged traceback inside grpc.
+            channel.unary_unary(PREDICT_METHOD, request_serializer=_passthrough, response_deserializer=_passthrough)
             for channel in self._channels
         ]
         self._next = itertools.cycle(self._calls)
 
     async def predict(self) -> None:
         try:
-            response = await next(self._next)(self._payload, timeout=self._timeout)
+            answer = await next(self._next)(self._payload, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             raise _grpc_failure(error) from None
+        try:
+            response = PredictResponse.FromString(answer)
+        except DecodeError:
+            raise RequestFailed("BAD_RESPONSE", "PredictResponse does not parse") from None
         if not response.outputs:
             raise RequestFailed("BAD_RESPONSE", "PredictResponse has no outputs")
 

@@ -87,6 +87,7 @@ class BertInferenceStack(Stack):
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "SecurityGroupId", value=network.security_group.security_group_id)
         CfnOutput(self, "ModelName", value=settings.model_name)
+        CfnOutput(self, "InstanceType", value=settings.instance_size.name)
         CfnOutput(self, "GrpcPort", value=str(settings.grpc_port))
         CfnOutput(self, "RestPort", value=str(settings.rest_port))
         CfnOutput(

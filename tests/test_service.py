@@ -67,11 +67,13 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
         "ServiceName",
         "SecurityGroupId",
         "ModelName",
+        "InstanceType",
         "GrpcPort",
         "RestPort",
         "FindServerAddressCommand",
     }
     assert outputs["ModelName"]["Value"] == "bert-large"
+    assert outputs["InstanceType"]["Value"] == "inf1.24xlarge"
     assert (outputs["GrpcPort"]["Value"], outputs["RestPort"]["Value"]) == ("9000", "9001")
     command = outputs["FindServerAddressCommand"]["Value"]["Fn::Join"][1]
     assert any("aws ecs list-tasks" in part for part in command if isinstance(part, str))
