@@ -154,17 +154,22 @@ async def _run_with_progress(runner: LoadRunner, plan: LoadPlan, show: bool) -> 
         loop.remove_signal_handler(signal.SIGINT)
 
 
-async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    target, model, instance_type = args.target, args.model, args.instance_type
+def _destination(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """Target, model and instance type: from the arguments, filled in from ``--stack`` when given."""
+    target, model, instance_type = args.target, args.model, getattr(args, "instance_type", None)
     if args.stack:
-        try:
-            found = endpoint.resolve(args.stack)
-        except endpoint.EndpointNotFound as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_FAILED
+        found = endpoint.resolve(args.stack)
         target, model = found.target(args.protocol), model or found.model
         instance_type = instance_type or found.instance_type
-    model = model or "bert"
+    return target, model or "bert", instance_type
+
+
+async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        target, model, instance_type = _destination(args)
+    except endpoint.EndpointNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     plan = LoadPlan(
         requests=args.requests if args.requests or args.duration else 100,
         duration=args.duration,
@@ -231,15 +236,11 @@ def _verdict(summary: Summary, details: dict[str, str]) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    target, model = args.target, args.model
-    if args.stack:
-        try:
-            found = endpoint.resolve(args.stack)
-        except endpoint.EndpointNotFound as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_FAILED
-        target, model = found.target(args.protocol), model or found.model
-    model = model or "bert"
+    try:
+        target, model, _ = _destination(args)
+    except endpoint.EndpointNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     transport: Transport = open_transport(
         args.protocol, target, model=model, signature="", inputs=zero_inputs(1, 1), timeout=args.timeout, concurrency=1
     )

@@ -32,9 +32,8 @@ from client.tfs_api.tensorflow_serving_pb2 import (
     ModelVersionStatus,
     PredictRequest,
     PredictResponse,
-    TensorProto,
-    TensorShapeProto,
 )
+from client.transport import tensor_proto
 
 GARBAGE = b"\x0a\x05\xff\xff\xff\xff\xff"
 LOOPBACK = "127.0.0.1"
@@ -70,14 +69,6 @@ class InvalidRequest(ValueError):
 class _Counters:
     predicts: int = 0
     received: deque[Received] = field(default_factory=lambda: deque(maxlen=10_000))
-
-
-def _logits(batch: int) -> TensorProto:
-    return TensorProto(
-        dtype=DataType.DT_FLOAT,
-        tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=batch), TensorShapeProto.Dim(size=2)]),
-        tensor_content=np.zeros((batch, 2), dtype="<f4").tobytes(),
-    )
 
 
 def _grpc_first_rows(request: PredictRequest) -> dict[str, tuple[int, ...]]:
@@ -158,7 +149,7 @@ class LocalServer:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         batch = next(iter(inputs.values()))[1][0]
         response = PredictResponse(model_spec=ModelSpec(name=request.model_spec.name))
-        response.outputs["logits"].CopyFrom(_logits(batch))
+        response.outputs["logits"].CopyFrom(tensor_proto(np.zeros((batch, 2), dtype=np.float32)))
         return response
 
     async def _grpc_status(

@@ -55,12 +55,21 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+# numpy dtype -> (TF DataType, little-endian numpy dtype for tensor_content)
+_TENSOR_TYPES = {
+    np.dtype(np.int32): (DataType.DT_INT32, "<i4"),
+    np.dtype(np.int64): (DataType.DT_INT64, "<i8"),
+    np.dtype(np.float32): (DataType.DT_FLOAT, "<f4"),
+}
+
+
 def tensor_proto(array: np.ndarray[Any, Any]) -> TensorProto:
-    """An int32 array as TF Serving expects it: raw little-endian bytes in ``tensor_content``."""
+    """An array as TF Serving expects it: raw little-endian bytes in ``tensor_content``."""
+    dtype, wire = _TENSOR_TYPES[array.dtype]
     return TensorProto(
-        dtype=DataType.DT_INT32,
+        dtype=dtype,
         tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=size) for size in array.shape]),
-        tensor_content=array.astype("<i4").tobytes(),
+        tensor_content=array.astype(wire).tobytes(),
     )
 
 

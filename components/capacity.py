@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -10,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from components.findings import acknowledge
 from config.hardware import InstanceSize, NeuronFamily
 from config.settings import NeuronRuntime
 
@@ -185,30 +185,26 @@ class InferentiaCapacity(Construct):
 
     def _acknowledge_findings(self) -> None:
         policy = self.instance_role.node.find_child("DefaultPolicy")
-        Validations.of(policy).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="ecs:DiscoverPollEndpoint supports no resource; ecs:Poll, StartTelemetrySession and "
-                "UpdateContainerInstancesState are limited to this cluster by an ecs:cluster condition",
-            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecs:DiscoverPollEndpoint supports no resource; ecs:Poll, StartTelemetrySession and "
+            "UpdateContainerInstancesState are limited to this cluster by an ecs:cluster condition",
         )
-        Validations.of(self.instance_role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
-                reason="AWS maintains the SSM agent's permissions in this policy; it replaces SSH for shell access",
-            )
+        acknowledge(
+            self.instance_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+            "AWS maintains the SSM agent's permissions in this policy; it replaces SSH for shell access",
         )
-        Validations.of(self.auto_scaling_group).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-EC26",
-                reason="The launch template encrypts the root volume (tests assert it); the rule cannot follow "
-                "the group's LatestVersionNumber reference to the launch template",
-            )
+        acknowledge(
+            self.auto_scaling_group,
+            "AwsSolutions-EC26",
+            "The launch template encrypts the root volume (tests assert it); the rule cannot follow "
+            "the group's LatestVersionNumber reference to the launch template",
         )
-        Validations.of(self.scaling_events).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SNS2",
-                reason="Scaling notifications carry only instance IDs and activity; Auto Scaling cannot publish "
-                "to a topic under the AWS managed SNS key",
-            )
+        acknowledge(
+            self.scaling_events,
+            "AwsSolutions-SNS2",
+            "Scaling notifications carry only instance IDs and activity; Auto Scaling cannot publish "
+            "to a topic under the AWS managed SNS key",
         )

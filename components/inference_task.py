@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from components.findings import acknowledge
 from components.retention import retention
 from config.hardware import InstanceSize
 from config.settings import NeuronRuntime
@@ -90,12 +91,11 @@ class InferenceTaskDefinition(Construct):
             for name, port in (("grpc", grpc_port), ("rest", rest_port))
         ]
 
-        Validations.of(self.task_definition).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-ECS2",
-                reason="The environment holds only non-secret runtime settings (NeuronCore range, runtime "
-                "socket, metrics namespace); nothing secret is passed to the containers",
-            )
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "The environment holds only non-secret runtime settings (NeuronCore range, runtime "
+            "socket, metrics namespace); nothing secret is passed to the containers",
         )
         if runtime is NeuronRuntime.RTD:
             self._add_rtd_containers(
@@ -116,12 +116,11 @@ class InferenceTaskDefinition(Construct):
             )
 
         execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
-        Validations.of(execution_policy).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="ecr:GetAuthorizationToken supports no resource; image pulls are limited to the asset "
-                "repository and log writes to the task's log group",
-            )
+        acknowledge(
+            execution_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken supports no resource; image pulls are limited to the asset "
+            "repository and log writes to the task's log group",
         )
 
     def _logging(self, prefix: str) -> ecs.LogDriver:

@@ -29,10 +29,6 @@ class InstanceSize:
         """The Neuron device files the driver creates, one per chip."""
         return tuple(f"/dev/neuron{index}" for index in range(self.chips))
 
-    @property
-    def cores_per_chip(self) -> int:
-        return self.neuron_cores // self.chips
-
 
 def _size(name: str, chips: int, neuron_cores: int, vcpus: int, memory_gib: int) -> InstanceSize:
     family = NeuronFamily(name.split(".", 1)[0])

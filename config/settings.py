@@ -89,10 +89,6 @@ class DeploymentSettings:
     root_volume_gib: int
     log_retention_days: int
 
-    @property
-    def family(self) -> NeuronFamily:
-        return self.instance_size.family
-
 
 def _shown(value: object) -> str:
     text = repr(value)
