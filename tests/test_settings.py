@@ -183,3 +183,15 @@ def test_app_exits_with_one_line_and_writes_no_template_on_a_bad_value(tmp_path:
     ]
     assert "Traceback" not in result.stdout + result.stderr
     assert not list(tmp_path.glob("*.template.json"))
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings") : readme.index("### Instance sizes")]
+
+    for key, default in DEFAULTS.items():
+        rows = [line.split("|") for line in table.splitlines() if line.startswith("|")]
+        row = next(("|".join(cells[2:]) for cells in rows if f"`{key}`" in cells[1]), None)
+        assert row is not None, f"README's settings table lacks {key}"
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        assert shown == "" or f"`{shown}`" in row, f"README shows another default for {key}"
