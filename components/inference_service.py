@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import Duration
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
@@ -9,8 +10,9 @@ from constructs import Construct
 def one_at_a_time_min_healthy_percent(desired_count: int) -> int:
     """The largest minimum-healthy percentage that still lets ECS stop one task to start its successor.
 
-    A task owns all of its instance's Neuron devices and static host ports, so a replacement
-    cannot start beside the task it replaces. ECS rounds the minimum up, so it must allow exactly
+    A task owns its NeuronCores (and, in the rtd layout, its instance's static host ports), and
+    the slots of a full fleet are all taken, so a replacement cannot start beside the task it
+    replaces. ECS rounds the minimum up, so it must allow exactly
     ``desired_count - 1`` healthy tasks: 0 % for one task, 50 % for two, 66 % for three, ...
     """
     if desired_count <= 1:
@@ -19,10 +21,11 @@ def one_at_a_time_min_healthy_percent(desired_count: int) -> int:
 
 
 class InferenceService(Construct):
-    """An EC2 service on the capacity provider: one task per instance, rolled one at a time.
+    """An EC2 service on the capacity provider, rolled one task at a time.
 
-    Failed tasks are relaunched by the scheduler; a deployment that never turns healthy is
-    stopped and rolled back by the circuit breaker.
+    Tasks land only on instances of the configured type (and, with ``one_task_per_instance``,
+    one per instance). Failed tasks are relaunched by the scheduler; a deployment that never turns
+    healthy is stopped and rolled back by the circuit breaker.
     """
 
     def __init__(
@@ -35,6 +38,8 @@ class InferenceService(Construct):
         capacity_provider_name: str,
         instance_type: str,
         desired_count: int,
+        one_task_per_instance: bool,
+        health_check_grace_period: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -51,7 +56,8 @@ class InferenceService(Construct):
             min_healthy_percent=one_at_a_time_min_healthy_percent(desired_count),
             max_healthy_percent=100,
             placement_constraints=[
-                ecs.PlacementConstraint.distinct_instances(),
+                *([ecs.PlacementConstraint.distinct_instances()] if one_task_per_instance else []),
                 ecs.PlacementConstraint.member_of(f"attribute:ecs.instance-type == {instance_type}"),
             ],
+            health_check_grace_period=health_check_grace_period,
         )

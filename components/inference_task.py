@@ -23,6 +23,11 @@ RTD_MEMORY_RESERVATION_MIB = 1000
 SERVER_MEMORY_RESERVATION_MIB = 2048
 MONITOR_MEMORY_RESERVATION_MIB = 128
 METRICS_NAMESPACE = "NeuronMonitor"
+# Host directory whose lock files hand out NeuronCore slots to the tasks of one instance.
+SLOT_VOLUME = "neuron-slots"
+SLOT_HOST_PATH = "/var/run/neuron-core-slots"
+SLOT_MOUNT = "/run/neuron-slots"
+CPU_UNITS_PER_VCPU = 1024
 # Loading a compiled BERT onto NeuronCores takes a while; ECS allows at most 300 s of grace.
 HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
 
@@ -37,20 +42,24 @@ def model_available_command(model_name: str, rest_port: int) -> list[str]:
     return ["CMD-SHELL", f"curl -fsS {status_url} | grep -q '\"AVAILABLE\"' || exit 1"]
 
 
-def visible_cores(instance_size: InstanceSize) -> str:
-    """The ``NEURON_RT_VISIBLE_CORES`` range covering every NeuronCore of the instance."""
-    return f"0-{instance_size.neuron_cores - 1}"
+def cpu_share(instance_size: InstanceSize, tasks_per_instance: int) -> int:
+    """CPU units reserved per task: with them, ECS places no more tasks on an instance than it has slots."""
+    return instance_size.vcpus * CPU_UNITS_PER_VCPU // tasks_per_instance
 
 
 class InferenceTaskDefinition(Construct):
-    """An EC2 task definition (bridge networking, static host ports) with two containers.
+    """An EC2 task definition (bridge networking) with two containers.
 
-    ``libnrt`` (today's Neuron): the model server owns every ``/dev/neuronN`` of the instance
-    with ``IPC_LOCK``, and a non-essential ``neuron-monitor`` sidecar, sharing the task's PID
-    namespace, turns runtime counters into CloudWatch metrics through its logs.
+    ``libnrt`` (today's Neuron): ``tasks_per_instance`` tasks share an instance, each holding
+    ``cores_per_task`` NeuronCores. A task claims the first free core slot at start (a lock file
+    on a host volume, see docker/model-server/neuron_slot.py) and sets ``NEURON_RT_VISIBLE_CORES``
+    from it; its CPU reservation, a 1/N share of the instance, keeps ECS from placing more tasks
+    than slots. Host ports are dynamic: the load balancer finds each task. The server maps every
+    ``/dev/neuronN`` with ``IPC_LOCK``; a non-essential ``neuron-monitor`` sidecar, sharing the
+    task's PID namespace, turns runtime counters into CloudWatch metrics through its logs.
 
-    ``rtd`` (the 2020 walk-through, unchanged): the model server reaches a ``neuron-rtd`` daemon
-    through a Unix socket on a shared host volume; the daemon holds the devices.
+    ``rtd`` (the 2020 walk-through, unchanged): one task per instance on static host ports; the
+    model server reaches a ``neuron-rtd`` daemon through a Unix socket on a shared host volume.
 
     The task role stays empty: nothing in the task calls AWS. The execution role, created by
     CDK, only pulls the images and writes the logs.
@@ -70,6 +79,7 @@ class InferenceTaskDefinition(Construct):
         sidecar_image: ecs.ContainerImage,
         log_retention_days: int,
         cluster_name: str,
+        cores_per_task: int,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -86,15 +96,18 @@ class InferenceTaskDefinition(Construct):
             pid_mode=ecs.PidMode.TASK if runtime is NeuronRuntime.LIBNRT else None,
         )
         self.model_container_name = model_name
+        static_ports = runtime is NeuronRuntime.RTD
         port_mappings = [
-            ecs.PortMapping(container_port=port, host_port=port, protocol=ecs.Protocol.TCP, name=name)
+            ecs.PortMapping(
+                container_port=port, host_port=port if static_ports else 0, protocol=ecs.Protocol.TCP, name=name
+            )
             for name, port in (("grpc", grpc_port), ("rest", rest_port))
         ]
 
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds only non-secret runtime settings (NeuronCore range, runtime "
+            "The environment holds only non-secret runtime settings (NeuronCore slots, runtime "
             "socket, metrics namespace); nothing secret is passed to the containers",
         )
         if runtime is NeuronRuntime.RTD:
@@ -113,6 +126,7 @@ class InferenceTaskDefinition(Construct):
                 port_mappings=port_mappings,
                 instance_size=instance_size,
                 cluster_name=cluster_name,
+                cores_per_task=cores_per_task,
             )
 
         execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
@@ -136,7 +150,10 @@ class InferenceTaskDefinition(Construct):
         port_mappings: list[ecs.PortMapping],
         instance_size: InstanceSize,
         cluster_name: str,
+        cores_per_task: int,
     ) -> None:
+        tasks_per_instance = instance_size.neuron_cores // cores_per_task
+        self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=SLOT_HOST_PATH))
         server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
         server_linux.add_devices(
@@ -149,14 +166,19 @@ class InferenceTaskDefinition(Construct):
                 for path in instance_size.device_paths
             )
         )
-        self.task_definition.add_container(
+        server = self.task_definition.add_container(
             "ModelServer",
             container_name=model_name,
             image=server_image,
             essential=True,
+            cpu=cpu_share(instance_size, tasks_per_instance),
             memory_reservation_mib=SERVER_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
-            environment={"NEURON_RT_VISIBLE_CORES": visible_cores(instance_size)},
+            environment={
+                "NEURON_CORES_PER_TASK": str(cores_per_task),
+                "NEURON_CORE_SLOTS": str(tasks_per_instance),
+                "NEURON_SLOT_DIR": SLOT_MOUNT,
+            },
             linux_parameters=server_linux,
             health_check=ecs.HealthCheck(
                 command=model_available_command(model_name, rest_port),
@@ -166,7 +188,10 @@ class InferenceTaskDefinition(Construct):
                 start_period=HEALTH_CHECK_START_PERIOD,
             ),
             logging=self._logging(model_name),
+            # Time for in-flight requests after SIGTERM; the load balancer stops sending first.
+            stop_timeout=Duration.seconds(60),
         )
+        server.add_mount_points(ecs.MountPoint(source_volume=SLOT_VOLUME, container_path=SLOT_MOUNT, read_only=False))
 
         # Reads the devices' counters only; the NeuronCores stay the server's.
         monitor_linux = ecs.LinuxParameters(self, "MonitorLinuxParameters")

@@ -31,8 +31,9 @@ class ServingNetwork(Construct):
 
     Every accepted and rejected flow is logged to CloudWatch Logs, kept ``flow_log_retention_days``.
 
-    The security group opens the model server's ports, and SSH only when a key pair is named,
-    to one literal CIDR block: a token CIDR would hide from reviewers who is let in.
+    The instances' security group admits SSH from ``allowed_cidr`` only when a key pair is named;
+    the load balancer opens the model server's host ports to itself. CIDRs are literal blocks: a
+    token CIDR would hide from reviewers who is let in.
     """
 
     def __init__(
@@ -43,7 +44,6 @@ class ServingNetwork(Construct):
         vpc_cidr: str,
         nat_gateways: int,
         allowed_cidr: str,
-        service_ports: dict[str, int],
         allow_ssh: bool,
         flow_log_retention_days: int,
     ) -> None:
@@ -79,13 +79,10 @@ class ServingNetwork(Construct):
             self,
             "InstanceSecurityGroup",
             vpc=self.vpc,
-            description="Inferentia container instances: model server ports from allowedCidr only",
+            description="Inferentia container instances: model server ports from the load balancer only",
             allow_all_outbound=True,
         )
-        clients = ec2.Peer.ipv4(allowed_cidr)
-        for purpose, port in service_ports.items():
-            self.security_group.add_ingress_rule(clients, ec2.Port.tcp(port), f"{purpose} from allowedCidr")
         if allow_ssh:
             self.security_group.add_ingress_rule(
-                clients, ec2.Port.tcp(SSH_PORT), "SSH from allowedCidr (keyName is set)"
+                ec2.Peer.ipv4(allowed_cidr), ec2.Port.tcp(SSH_PORT), "SSH from allowedCidr (keyName is set)"
             )

@@ -25,6 +25,19 @@ class InstanceSize:
     memory_gib: int
 
     @property
+    def cores_per_chip(self) -> int:
+        return self.neuron_cores // self.chips
+
+    def core_group_sizes(self) -> tuple[int, ...]:
+        """NeuronCores one task may hold: groups that tile the instance without straddling chips."""
+        per_chip = self.cores_per_chip
+        return tuple(
+            size
+            for size in range(1, self.neuron_cores + 1)
+            if self.neuron_cores % size == 0 and (per_chip % size == 0 or size % per_chip == 0)
+        )
+
+    @property
     def device_paths(self) -> tuple[str, ...]:
         """The Neuron device files the driver creates, one per chip."""
         return tuple(f"/dev/neuron{index}" for index in range(self.chips))

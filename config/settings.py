@@ -65,6 +65,8 @@ DEFAULTS: Mapping[str, object] = {
     "natGateways": 1,
     "rootVolumeGiB": 60,
     "logRetentionDays": 30,
+    "coresPerTask": 0,
+    "publicEndpoint": False,
 }
 
 
@@ -88,6 +90,13 @@ class DeploymentSettings:
     nat_gateways: int
     root_volume_gib: int
     log_retention_days: int
+    cores_per_task: int
+    public_endpoint: bool
+
+    @property
+    def tasks_per_instance(self) -> int:
+        """Model-server tasks that share one instance, each on its own NeuronCores."""
+        return self.instance_size.neuron_cores // self.cores_per_task
 
 
 def _shown(value: object) -> str:
@@ -178,17 +187,20 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
             "neuronRuntime", runtime.value, f"'rtd' (Neuron runtime 1.x) runs only on inf1 sizes, not {instance_type}"
         )
 
+    cores_per_task = _cores_per_task(raw("coresPerTask"), size, runtime)
+    tasks_per_instance = size.neuron_cores // cores_per_task
+
     min_instances = _integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
     max_instances = _integer("maxInstances", raw("maxInstances"), low=1, high=MAX_INSTANCES)
     if min_instances > max_instances:
         raise _fail("minInstances", min_instances, f"must not exceed maxInstances ({max_instances})")
     desired_count = _integer("desiredCount", raw("desiredCount"), low=0, high=MAX_TASKS)
-    if desired_count > max_instances:
+    if desired_count > max_instances * tasks_per_instance:
         raise _fail(
             "desiredCount",
             desired_count,
-            f"must not exceed maxInstances ({max_instances}): "
-            "each instance holds one task, which owns all of its Neuron devices",
+            f"must not exceed maxInstances x tasks per instance ({max_instances} x {tasks_per_instance}): "
+            f"each task holds {cores_per_task} of the {size.neuron_cores} NeuronCores of an {size.name}",
         )
 
     model_name = _text("modelName", raw("modelName"))
@@ -243,4 +255,21 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         nat_gateways=_integer("natGateways", raw("natGateways"), low=1, high=2),
         root_volume_gib=_integer("rootVolumeGiB", raw("rootVolumeGiB"), low=30, high=16384),
         log_retention_days=log_retention_days,
+        cores_per_task=cores_per_task,
+        public_endpoint=_boolean("publicEndpoint", raw("publicEndpoint")),
     )
+
+
+def _cores_per_task(value: object, size: InstanceSize, runtime: NeuronRuntime) -> int:
+    """0 (the default) means one chip; rtd always takes the whole instance."""
+    whole_instance = size.neuron_cores if runtime is NeuronRuntime.RTD else size.cores_per_chip
+    allowed = size.core_group_sizes()
+    requested = _integer("coresPerTask", value, low=0, high=size.neuron_cores)
+    if requested == 0:
+        return whole_instance
+    if runtime is NeuronRuntime.RTD:
+        raise _fail("coresPerTask", value, "the rtd layout runs one task per instance: leave coresPerTask at 0")
+    if requested not in allowed:
+        choices = ", ".join(map(str, allowed))
+        raise _fail("coresPerTask", value, f"expected 0 (one chip) or one of {choices} on {size.name}")
+    return requested

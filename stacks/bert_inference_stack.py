@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from components.capacity import InferentiaCapacity
 from components.inference_service import InferenceService
-from components.inference_task import InferenceTaskDefinition
+from components.inference_task import HEALTH_CHECK_START_PERIOD, InferenceTaskDefinition
+from components.load_balancer import InferenceLoadBalancer
 from components.model_image import ModelServerImages
 from components.network import ServingNetwork
-from config.settings import DeploymentSettings
+from config.settings import DeploymentSettings, NeuronRuntime
+
+# Docker's ephemeral range on the ECS-optimized AMIs, where dynamic host ports come from.
+DYNAMIC_HOST_PORTS = (32768, 65535)
 
 
 class BertInferenceStack(Stack):
@@ -28,7 +33,6 @@ class BertInferenceStack(Stack):
             vpc_cidr=settings.vpc_cidr,
             nat_gateways=settings.nat_gateways,
             allowed_cidr=settings.allowed_cidr,
-            service_ports={"TF Serving gRPC": settings.grpc_port, "TF Serving REST": settings.rest_port},
             allow_ssh=settings.key_name is not None,
             flow_log_retention_days=settings.log_retention_days,
         )
@@ -72,7 +76,10 @@ class BertInferenceStack(Stack):
             sidecar_image=images.sidecar_image,
             log_retention_days=settings.log_retention_days,
             cluster_name=cluster.cluster_name,
+            cores_per_task=settings.cores_per_task,
         )
+        # The walk-through's layout keeps its static ports; libnrt tasks share instances on dynamic ones.
+        static_ports = settings.neuron_runtime is NeuronRuntime.RTD
         service = InferenceService(
             self,
             "Inference",
@@ -81,6 +88,29 @@ class BertInferenceStack(Stack):
             capacity_provider_name=capacity.capacity_provider.capacity_provider_name,
             instance_type=settings.instance_size.name,
             desired_count=settings.desired_count,
+            one_task_per_instance=static_ports,
+            health_check_grace_period=HEALTH_CHECK_START_PERIOD,
+        )
+        endpoint = InferenceLoadBalancer(
+            self,
+            "Endpoint",
+            vpc=network.vpc,
+            public=settings.public_endpoint,
+            allowed_cidr=settings.allowed_cidr,
+            grpc_port=settings.grpc_port,
+            rest_port=settings.rest_port,
+        )
+        endpoint.register(
+            service.service,
+            container_name=settings.model_name,
+            grpc_port=settings.grpc_port,
+            rest_port=settings.rest_port,
+        )
+        endpoint.admit_to(
+            network.security_group,
+            [ec2.Port.tcp(settings.grpc_port), ec2.Port.tcp(settings.rest_port)]
+            if static_ports
+            else [ec2.Port.tcp_range(*DYNAMIC_HOST_PORTS)],
         )
 
         CfnOutput(self, "ClusterName", value=cluster.cluster_name)
@@ -92,15 +122,7 @@ class BertInferenceStack(Stack):
         CfnOutput(self, "RestPort", value=str(settings.rest_port))
         CfnOutput(
             self,
-            "FindServerAddressCommand",
-            description="Prints the private IP of the instance running the model server (reachable from allowedCidr)",
-            value=(
-                f"aws ec2 describe-instances --instance-ids $(aws ecs describe-container-instances"
-                f" --cluster {cluster.cluster_name} --container-instances $(aws ecs describe-tasks"
-                f" --cluster {cluster.cluster_name} --tasks $(aws ecs list-tasks --cluster {cluster.cluster_name}"
-                f" --service-name {service.service.service_name} --query 'taskArns[0]' --output text)"
-                " --query 'tasks[0].containerInstanceArn' --output text)"
-                " --query 'containerInstances[0].ec2InstanceId' --output text)"
-                " --query 'Reservations[0].Instances[0].PrivateIpAddress' --output text"
-            ),
+            "LoadBalancerDnsName",
+            description="The model endpoint: gRPC and REST on GrpcPort and RestPort, from allowedCidr",
+            value=endpoint.load_balancer.load_balancer_dns_name,
         )

@@ -43,6 +43,15 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "grpcPort": "9000",
         "restPort": "9001",
     },
+    # Several tasks per instance, each on 4 of the 24 NeuronCores, behind an internet-facing NLB.
+    "split": {
+        "instanceType": "inf2.48xlarge",
+        "coresPerTask": "4",
+        "desiredCount": "6",
+        "maxInstances": "1",
+        "publicEndpoint": "true",
+        "allowedCidr": "198.51.100.0/24",
+    },
 }
 
 

@@ -14,8 +14,11 @@ SynthFn = Callable[[str], Synthesized]
 
 
 def ingress_rules(synthesized: Synthesized) -> list[dict[str, Any]]:
-    group = synthesized.only("AWS::EC2::SecurityGroup")
-    rules = list(group.get("SecurityGroupIngress", []))
+    """Every ingress rule, inline or standalone, with the GroupId it belongs to."""
+    rules = []
+    for logical_id, group in synthesized.resources("AWS::EC2::SecurityGroup").items():
+        for rule in group["Properties"].get("SecurityGroupIngress", []):
+            rules.append({**rule, "GroupId": {"Fn::GetAtt": [logical_id, "GroupId"]}})
     for resource in synthesized.resources("AWS::EC2::SecurityGroupIngress").values():
         rules.append(resource["Properties"])
     return rules
@@ -30,29 +33,35 @@ def test_vpc_spans_two_azs_with_one_nat_gateway(synth: SynthFn) -> None:
     default.template.resource_count_is("AWS::EC2::NatGateway", 1)
 
 
-@pytest.mark.parametrize("variant", ["default", "rtd", "inf2"])
-def test_only_the_model_server_ports_are_open_and_only_to_the_vpc(synth: SynthFn, variant: str) -> None:
-    # GIVEN no allowedCidr and no keyName
-    synthesized = synth(variant)
+def instance_ingress(synthesized: Synthesized) -> list[tuple[int, int, str]]:
+    """(from port, to port, source) of every rule on the instances' security group."""
+    group_id = next(key for key in synthesized.resources("AWS::EC2::SecurityGroup") if "InstanceSecurityGroup" in key)
+    rules = []
+    for rule in ingress_rules(synthesized):
+        if rule.get("GroupId", {}).get("Fn::GetAtt", [group_id])[0] != group_id:
+            continue
+        source = rule.get("CidrIp") or rule["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+        rules.append((rule["FromPort"], rule["ToPort"], source))
+    return sorted(rules)
 
-    # THEN exactly gRPC and REST are open, to the VPC's CIDR as a literal block
-    rules = ingress_rules(synthesized)
-    assert sorted((rule["FromPort"], rule["ToPort"], rule["CidrIp"]) for rule in rules) == [
-        (8500, 8500, "10.0.0.0/16"),
-        (8501, 8501, "10.0.0.0/16"),
+
+@pytest.mark.parametrize("variant", ["default", "inf2", "split"])
+def test_instances_admit_only_the_load_balancer_on_dynamic_host_ports(synth: SynthFn, variant: str) -> None:
+    # GIVEN no keyName THEN the only way in is from the load balancer's security group
+    assert instance_ingress(synth(variant)) == [(32768, 65535, "EndpointSecurityGroup3A4D971B")]
+
+
+def test_rtd_instances_admit_the_load_balancer_on_the_static_ports(synth: SynthFn) -> None:
+    assert instance_ingress(synth("rtd")) == [
+        (8500, 8500, "EndpointSecurityGroup3A4D971B"),
+        (8501, 8501, "EndpointSecurityGroup3A4D971B"),
     ]
 
 
 def test_ssh_opens_only_when_a_key_pair_is_named(synth: SynthFn) -> None:
-    # GIVEN keyName, allowedCidr and custom ports (the "large" variant)
-    rules = ingress_rules(synth("large"))
-
-    # THEN port 22 joins the model server's ports, all limited to allowedCidr
-    assert sorted((rule["FromPort"], rule["CidrIp"]) for rule in rules) == [
-        (22, "203.0.113.0/24"),
-        (9000, "203.0.113.0/24"),
-        (9001, "203.0.113.0/24"),
-    ]
+    # GIVEN keyName and allowedCidr (the "large" variant) THEN port 22 opens to allowedCidr only
+    assert (22, 22, "203.0.113.0/24") in instance_ingress(synth("large"))
+    assert all(rule[0] != 22 for rule in instance_ingress(synth("default")))
     synth("large").template.has_resource_properties(
         "AWS::EC2::LaunchTemplate", {"LaunchTemplateData": Match.object_like({"KeyName": "ops-key"})}
     )

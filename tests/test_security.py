@@ -39,6 +39,7 @@ ACKNOWLEDGED = {
     ("Capacity/ScalingEvents", "AwsSolutions-SNS2"),
     ("Task/TaskDefinition", "AwsSolutions-ECS2"),
     ("Task/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
+    ("Endpoint/LoadBalancer", "AwsSolutions-ELB2"),
 }
 
 # Actions IAM cannot scope to a resource (or, for the agent's Poll family, scopes by condition).

@@ -44,12 +44,21 @@ def test_service_runs_desired_tasks_on_the_capacity_provider(
     assert service["SchedulingStrategy"] == "REPLICA"
 
 
-def test_tasks_land_one_per_instance_and_only_on_the_configured_size(synth: SynthFn) -> None:
+def test_libnrt_tasks_share_instances_of_the_configured_size(synth: SynthFn) -> None:
+    # CPU reservations, not a placement constraint, cap the tasks per instance (test_task.py)
     service = synth("large").only("AWS::ECS::Service")
 
     assert service["PlacementConstraints"] == [
-        {"Type": "distinctInstance"},
         {"Type": "memberOf", "Expression": "attribute:ecs.instance-type == inf1.24xlarge"},
+    ]
+
+
+def test_rtd_tasks_land_one_per_instance(synth: SynthFn) -> None:
+    service = synth("rtd").only("AWS::ECS::Service")
+
+    assert service["PlacementConstraints"] == [
+        {"Type": "distinctInstance"},
+        {"Type": "memberOf", "Expression": "attribute:ecs.instance-type == inf1.xlarge"},
     ]
 
 
@@ -70,10 +79,8 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
         "InstanceType",
         "GrpcPort",
         "RestPort",
-        "FindServerAddressCommand",
+        "LoadBalancerDnsName",
     }
     assert outputs["ModelName"]["Value"] == "bert-large"
     assert outputs["InstanceType"]["Value"] == "inf1.24xlarge"
     assert (outputs["GrpcPort"]["Value"], outputs["RestPort"]["Value"]) == ("9000", "9001")
-    command = outputs["FindServerAddressCommand"]["Value"]["Fn::Join"][1]
-    assert any("aws ecs list-tasks" in part for part in command if isinstance(part, str))

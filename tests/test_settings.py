@@ -122,6 +122,8 @@ BAD_VALUES = [
     ("logRetentionDays", "31", "expected one of 1, 3"),
     ("stackName", "1stack", "starting with a letter"),
     ("stackName", "my_stack", "letters, digits or '-'"),
+    ("coresPerTask", "-1", "whole number"),
+    ("publicEndpoint", "maybe", "true or false"),
 ]
 
 
@@ -140,7 +142,19 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
     ("overrides", "key", "allowed"),
     [
         ({"minInstances": 3, "maxInstances": 2}, "minInstances", "must not exceed maxInstances (2)"),
-        ({"desiredCount": 3, "maxInstances": 2}, "desiredCount", "must not exceed maxInstances (2)"),
+        (
+            {"desiredCount": 3, "maxInstances": 2},
+            "desiredCount",
+            "must not exceed maxInstances x tasks per instance (2 x 1)",
+        ),
+        (
+            {"desiredCount": 13, "maxInstances": 1, "instanceType": "inf2.48xlarge"},
+            "desiredCount",
+            "(1 x 12): each task holds 2 of the 24 NeuronCores",
+        ),
+        ({"coresPerTask": 3, "instanceType": "inf1.6xlarge"}, "coresPerTask", "one of 1, 2, 4, 8, 16 on inf1.6xlarge"),
+        ({"coresPerTask": 8, "instanceType": "inf1.xlarge"}, "coresPerTask", "from 0 to 4"),
+        ({"coresPerTask": 2, "neuronRuntime": "rtd"}, "coresPerTask", "one task per instance"),
         ({"grpcPort": 9000, "restPort": 9000}, "restPort", "must differ from grpcPort"),
         ({"neuronRuntime": "rtd", "instanceType": "inf2.xlarge"}, "neuronRuntime", "only on inf1 sizes"),
     ],
@@ -151,6 +165,28 @@ def test_conflicting_values_name_the_setting_to_change(overrides: dict[str, obje
 
     assert str(raised.value).startswith(f"Invalid setting '{key}' = ")
     assert allowed in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("size", "cores", "tasks"),
+    [
+        ("inf1.xlarge", 0, 1),  # 0 means one chip: 4 cores
+        ("inf1.24xlarge", 0, 16),
+        ("inf1.6xlarge", 1, 16),
+        ("inf2.xlarge", 0, 1),  # 2 cores per chip
+        ("inf2.24xlarge", 4, 3),  # groups of two chips
+        ("inf2.48xlarge", 24, 1),  # the whole instance
+    ],
+)
+def test_cores_per_task_decides_tasks_per_instance(size: str, cores: int, tasks: int) -> None:
+    settings = settings_with(instanceType=size, coresPerTask=cores)
+
+    assert settings.tasks_per_instance == tasks
+    assert settings.cores_per_task * tasks == INSTANCE_SIZES[size].neuron_cores
+
+
+def test_rtd_always_takes_the_whole_instance() -> None:
+    assert settings_with(neuronRuntime="rtd", instanceType="inf1.6xlarge").tasks_per_instance == 1
 
 
 def test_every_retention_period_is_one_cdk_can_express() -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from config.hardware import INSTANCE_SIZES
 from tests.conftest import Synthesized
 
 SynthFn = Callable[[str], Synthesized]
@@ -29,35 +28,59 @@ def devices(container: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
     ]
 
 
-@pytest.mark.parametrize("variant", ["default", "inf2", "large"])
-def test_libnrt_server_owns_every_neuron_device_of_its_instance(synth: SynthFn, variant: str) -> None:
+@pytest.mark.parametrize("variant", ["default", "inf2", "large", "split"])
+def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
-    size = synthesized.settings.instance_size
-    server = containers(synthesized)[synthesized.settings.model_name]
+    settings = synthesized.settings
+    size = settings.instance_size
+    server = containers(synthesized)[settings.model_name]
 
     expected = [(f"/dev/neuron{i}", f"/dev/neuron{i}", ["read", "write"]) for i in range(size.chips)]
     assert devices(server) == expected
     assert server["LinuxParameters"]["Capabilities"] == {"Add": ["IPC_LOCK"]}
-    assert environment(server) == {"NEURON_RT_VISIBLE_CORES": f"0-{size.neuron_cores - 1}"}
+    assert environment(server) == {
+        "NEURON_CORES_PER_TASK": str(settings.cores_per_task),
+        "NEURON_CORE_SLOTS": str(settings.tasks_per_instance),
+        "NEURON_SLOT_DIR": "/run/neuron-slots",
+    }
+    assert server["MountPoints"] == [
+        {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
+    ]
+    volumes = synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
+    assert volumes == [{"Host": {"SourcePath": "/var/run/neuron-core-slots"}, "Name": "neuron-slots"}]
 
 
-def test_large_instance_maps_sixteen_devices_and_sixty_four_cores(synth: SynthFn) -> None:
-    server = containers(synth("large"))["bert-large"]
+@pytest.mark.parametrize(
+    ("variant", "cores", "tasks", "cpu"),
+    [
+        ("default", 4, 1, 4 * 1024),  # inf1.xlarge: one chip, one task
+        ("inf2", 2, 1, 4 * 1024),  # inf2.xlarge
+        ("large", 4, 16, 96 * 1024 // 16),  # inf1.24xlarge: a task per chip
+        ("split", 4, 6, 192 * 1024 // 6),  # inf2.48xlarge, coresPerTask=4
+    ],
+)
+def test_cpu_reservation_fits_exactly_one_task_per_core_slot(
+    synth: SynthFn, variant: str, cores: int, tasks: int, cpu: int
+) -> None:
+    synthesized = synth(variant)
+    server = containers(synthesized)[synthesized.settings.model_name]
 
-    assert len(devices(server)) == INSTANCE_SIZES["inf1.24xlarge"].chips == 16
-    assert environment(server)["NEURON_RT_VISIBLE_CORES"] == "0-63"
+    assert (synthesized.settings.cores_per_task, synthesized.settings.tasks_per_instance) == (cores, tasks)
+    assert server["Cpu"] == cpu
+    assert server["Cpu"] * tasks <= synthesized.settings.instance_size.vcpus * 1024 < server["Cpu"] * (tasks + 1)
 
 
 @pytest.mark.parametrize(("variant", "ports"), [("default", (8500, 8501)), ("large", (9000, 9001))])
-def test_server_publishes_grpc_and_rest_on_static_host_ports(
+def test_libnrt_server_publishes_grpc_and_rest_on_dynamic_host_ports(
     synth: SynthFn, variant: str, ports: tuple[int, int]
 ) -> None:
     synthesized = synth(variant)
     server = containers(synthesized)[synthesized.settings.model_name]
 
     mappings = [(m["Name"], m["ContainerPort"], m["HostPort"], m["Protocol"]) for m in server["PortMappings"]]
-    assert mappings == [("grpc", ports[0], ports[0], "tcp"), ("rest", ports[1], ports[1], "tcp")]
+    assert mappings == [("grpc", ports[0], 0, "tcp"), ("rest", ports[1], 0, "tcp")]
     assert synthesized.only("AWS::ECS::TaskDefinition")["NetworkMode"] == "bridge"
+    assert server["StopTimeout"] == 60
 
 
 def test_libnrt_health_check_waits_for_the_model_to_be_available(synth: SynthFn) -> None:
@@ -90,7 +113,7 @@ def test_libnrt_uses_no_daemon_socket_and_no_sys_admin(synth: SynthFn, variant: 
     synthesized = synth(variant)
     task = synthesized.only("AWS::ECS::TaskDefinition")
 
-    assert "Volumes" not in task or task["Volumes"] == []
+    assert [volume["Name"] for volume in task["Volumes"]] == ["neuron-slots"]
     for container in task["ContainerDefinitions"]:
         assert "SYS_ADMIN" not in container.get("LinuxParameters", {}).get("Capabilities", {}).get("Add", [])
         assert "NEURON_RTD_ADDRESS" not in environment(container)
@@ -107,6 +130,7 @@ def test_rtd_layout_is_the_walkthrough_task_exactly(synth: SynthFn) -> None:
     assert "PidMode" not in task
     sock_mount = [{"ContainerPath": "/sock", "ReadOnly": False, "SourceVolume": "sock"}]
 
+    # static host ports, as in the walk-through
     assert [(m["ContainerPort"], m["HostPort"]) for m in bert["PortMappings"]] == [(8500, 8500), (8501, 8501)]
     assert environment(bert) == {"NEURON_RTD_ADDRESS": "unix:/sock/neuron-rtd.sock"}
     assert bert["MountPoints"] == sock_mount

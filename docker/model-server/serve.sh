@@ -2,6 +2,11 @@
 # Starts whichever TF Serving Neuron binary the image's package installed; extra arguments
 # (batching flags, for one) pass straight through.
 set -eu
+# Tasks that share an instance first claim their own NeuronCores (neuron_slot.py re-runs this
+# script with NEURON_RT_VISIBLE_CORES set and the slot's lock held).
+if [ -n "${NEURON_CORES_PER_TASK:-}" ] && [ -z "${NEURON_RT_VISIBLE_CORES:-}" ]; then
+  exec python3 /usr/local/bin/neuron_slot.py "$0" "$@"
+fi
 server=""
 for candidate in tensorflow_model_server_neuronx tensorflow_model_server_neuron; do
   if command -v "$candidate" >/dev/null 2>&1; then

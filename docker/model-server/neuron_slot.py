@@ -1,0 +1,59 @@
+"""Claims one group of NeuronCores for this model server, then starts it.
+
+ECS gives every task of a service the same definition, so tasks sharing an instance cannot be told
+apart by their environment. Each task instead takes the first free slot: slot N is the lock file
+``<dir>/slot-N.lock`` held with flock, and owns cores ``N*k .. N*k+k-1`` (k = cores per task).
+The lock's descriptor is inherited by the server, so the slot frees itself when the server exits,
+however it exits. Standard library only: it runs on the image's own python3.
+
+    neuron_slot.py SERVER [ARGS...]   (env: NEURON_CORES_PER_TASK, NEURON_CORE_SLOTS, NEURON_SLOT_DIR)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+
+
+class NoFreeSlot(RuntimeError):
+    pass
+
+
+def cores_for(slot: int, cores_per_task: int) -> str:
+    first = slot * cores_per_task
+    return f"{first}-{first + cores_per_task - 1}"
+
+
+def claim(slot_dir: Path, slots: int) -> tuple[int, int]:
+    """The first free slot and its open, locked descriptor; raises NoFreeSlot when all are held."""
+    slot_dir.mkdir(parents=True, exist_ok=True)
+    for slot in range(slots):
+        descriptor = os.open(slot_dir / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        return slot, descriptor
+    raise NoFreeSlot(f"all {slots} NeuronCore slots in {slot_dir} are held by other tasks")
+
+
+def main(argv: list[str]) -> None:
+    cores_per_task = int(os.environ["NEURON_CORES_PER_TASK"])
+    slots = int(os.environ["NEURON_CORE_SLOTS"])
+    slot_dir = Path(os.environ.get("NEURON_SLOT_DIR", "/run/neuron-slots"))
+    try:
+        slot, descriptor = claim(slot_dir, slots)
+    except NoFreeSlot as error:
+        print(f"ERROR: {error}", file=sys.stderr, flush=True)
+        sys.exit(75)  # EX_TEMPFAIL: ECS starts a replacement, which finds a slot once one frees
+    os.set_inheritable(descriptor, True)
+    os.environ["NEURON_RT_VISIBLE_CORES"] = cores_for(slot, cores_per_task)
+    print(f"neuron_slot: slot {slot}, NEURON_RT_VISIBLE_CORES={os.environ['NEURON_RT_VISIBLE_CORES']}", flush=True)
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
