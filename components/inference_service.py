@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
+
+# Inference load shows first on the NeuronCores; CPU (tokenising, gRPC, the runtime's host side)
+# backs it up and is the only signal in the rtd layout, which has no neuron-monitor.
+NEURON_TARGET_PERCENT = 70
+CPU_TARGET_PERCENT = 60
+SCALE_OUT_COOLDOWN = Duration.seconds(60)
+# Slow to scale in: a task that goes frees NeuronCores that take minutes to load a model again.
+SCALE_IN_COOLDOWN = Duration.minutes(5)
 
 
 def one_at_a_time_min_healthy_percent(desired_count: int) -> int:
@@ -40,6 +49,9 @@ class InferenceService(Construct):
         desired_count: int,
         one_task_per_instance: bool,
         health_check_grace_period: Duration,
+        min_tasks: int,
+        max_tasks: int,
+        neuron_utilization: cloudwatch.IMetric | None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -61,3 +73,20 @@ class InferenceService(Construct):
             ],
             health_check_grace_period=health_check_grace_period,
         )
+
+        # Several target-tracking policies: ECS scales out when any asks, in only when all agree.
+        self.scaling = self.service.auto_scale_task_count(min_capacity=min_tasks, max_capacity=max_tasks)
+        self.scaling.scale_on_cpu_utilization(
+            "CpuUtilization",
+            target_utilization_percent=CPU_TARGET_PERCENT,
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
+        )
+        if neuron_utilization is not None:
+            self.scaling.scale_to_track_custom_metric(
+                "NeuronCoreUtilization",
+                metric=neuron_utilization,
+                target_value=NEURON_TARGET_PERCENT,
+                scale_in_cooldown=SCALE_IN_COOLDOWN,
+                scale_out_cooldown=SCALE_OUT_COOLDOWN,
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -40,6 +41,17 @@ def model_available_command(model_name: str, rest_port: int) -> list[str]:
     """
     status_url = f"http://localhost:{rest_port}/v1/models/{model_name}"
     return ["CMD-SHELL", f"curl -fsS {status_url} | grep -q '\"AVAILABLE\"' || exit 1"]
+
+
+def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
+    """Mean NeuronCore utilisation across the cluster, as the neuron-monitor sidecars publish it."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name="NeuronCoreUtilizationAverage",
+        dimensions_map={"ClusterName": cluster_name},
+        statistic="Average",
+        period=Duration.minutes(1),
+    )
 
 
 def cpu_share(instance_size: InstanceSize, tasks_per_instance: int) -> int:
@@ -80,6 +92,7 @@ class InferenceTaskDefinition(Construct):
         log_retention_days: int,
         cluster_name: str,
         cores_per_task: int,
+        batching_parameters: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -127,6 +140,7 @@ class InferenceTaskDefinition(Construct):
                 instance_size=instance_size,
                 cluster_name=cluster_name,
                 cores_per_task=cores_per_task,
+                batching_parameters=batching_parameters,
             )
 
         execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
@@ -151,6 +165,7 @@ class InferenceTaskDefinition(Construct):
         instance_size: InstanceSize,
         cluster_name: str,
         cores_per_task: int,
+        batching_parameters: str | None,
     ) -> None:
         tasks_per_instance = instance_size.neuron_cores // cores_per_task
         self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=SLOT_HOST_PATH))
@@ -178,6 +193,8 @@ class InferenceTaskDefinition(Construct):
                 "NEURON_CORES_PER_TASK": str(cores_per_task),
                 "NEURON_CORE_SLOTS": str(tasks_per_instance),
                 "NEURON_SLOT_DIR": SLOT_MOUNT,
+                # serve.sh writes it to a file and turns on TF Serving's dynamic batching
+                **({"BATCHING_PARAMETERS": batching_parameters} if batching_parameters else {}),
             },
             linux_parameters=server_linux,
             health_check=ecs.HealthCheck(

@@ -9,6 +9,7 @@ the value and what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -67,7 +68,32 @@ DEFAULTS: Mapping[str, object] = {
     "logRetentionDays": 30,
     "coresPerTask": 0,
     "publicEndpoint": False,
+    "minTasks": 1,
+    "maxTasks": 2,
+    "batching": {},
 }
+
+# TF Serving's batching parameters: setting key -> (parameter name, default, lowest, highest).
+BATCHING_FIELDS: Mapping[str, tuple[str, int, int, int]] = {
+    "maxBatchSize": ("max_batch_size", 8, 1, 1024),
+    "batchTimeoutMicros": ("batch_timeout_micros", 5000, 0, 10_000_000),
+    "numBatchThreads": ("num_batch_threads", 4, 1, 1024),
+    "maxEnqueuedBatches": ("max_enqueued_batches", 100, 1, 1_000_000),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchingSettings:
+    """TF Serving's dynamic batching: up to ``max_batch_size`` requests wait at most ``batch_timeout_micros``."""
+
+    max_batch_size: int
+    batch_timeout_micros: int
+    num_batch_threads: int
+    max_enqueued_batches: int
+
+    def parameters_file(self) -> str:
+        """The text-format BatchingParameters file that ``--batching_parameters_file`` reads."""
+        return "".join(f"{name} {{ value: {getattr(self, name)} }}\n" for name, *_ in BATCHING_FIELDS.values())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +118,9 @@ class DeploymentSettings:
     log_retention_days: int
     cores_per_task: int
     public_endpoint: bool
+    min_tasks: int
+    max_tasks: int
+    batching: BatchingSettings | None
 
     @property
     def tasks_per_instance(self) -> int:
@@ -234,6 +263,16 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     if log_retention_days not in LOG_RETENTION_DAYS:
         raise _fail("logRetentionDays", log_retention_days, retention_allowed)
 
+    min_tasks = _integer("minTasks", raw("minTasks"), low=1, high=MAX_TASKS)
+    max_tasks = _integer("maxTasks", raw("maxTasks"), low=1, high=MAX_TASKS)
+    capacity = max_instances * tasks_per_instance
+    if max_tasks > capacity:
+        raise _fail("maxTasks", max_tasks, f"must not exceed maxInstances x tasks per instance ({capacity})")
+    if not min_tasks <= desired_count <= max_tasks:
+        raise _fail(
+            "desiredCount", desired_count, f"must lie between minTasks ({min_tasks}) and maxTasks ({max_tasks})"
+        )
+
     stack_name = _text("stackName", raw("stackName"))
     if not _STACK_NAME.fullmatch(stack_name):
         raise _fail("stackName", stack_name, "expected 1-128 letters, digits or '-', starting with a letter")
@@ -257,7 +296,31 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         log_retention_days=log_retention_days,
         cores_per_task=cores_per_task,
         public_endpoint=_boolean("publicEndpoint", raw("publicEndpoint")),
+        min_tasks=min_tasks,
+        max_tasks=max_tasks,
+        batching=_batching(raw("batching")),
     )
+
+
+def _batching(value: object) -> BatchingSettings | None:
+    """Off for {}, false or ""; otherwise an object (or its JSON text, as -c gives it) of BATCHING_FIELDS."""
+    allowed = "expected {} to turn batching off, or an object with " + ", ".join(BATCHING_FIELDS)
+    if isinstance(value, str):
+        if value.strip().lower() in ("", "false", "off", "{}"):
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _fail("batching", value, allowed) from None
+    if value is False or value == {}:
+        return None
+    if not isinstance(value, dict) or not set(value) <= set(BATCHING_FIELDS):
+        raise _fail("batching", value, allowed)
+    fields = {
+        name: _integer(f"batching.{key}", value.get(key, default), low=low, high=high)
+        for key, (name, default, low, high) in BATCHING_FIELDS.items()
+    }
+    return BatchingSettings(**fields)
 
 
 def _cores_per_task(value: object, size: InstanceSize, runtime: NeuronRuntime) -> int:

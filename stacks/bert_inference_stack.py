@@ -11,7 +11,7 @@ from constructs import Construct
 
 from components.capacity import InferentiaCapacity
 from components.inference_service import InferenceService
-from components.inference_task import HEALTH_CHECK_START_PERIOD, InferenceTaskDefinition
+from components.inference_task import HEALTH_CHECK_START_PERIOD, InferenceTaskDefinition, neuron_core_utilization
 from components.load_balancer import InferenceLoadBalancer
 from components.model_image import ModelServerImages
 from components.network import ServingNetwork
@@ -77,6 +77,7 @@ class BertInferenceStack(Stack):
             log_retention_days=settings.log_retention_days,
             cluster_name=cluster.cluster_name,
             cores_per_task=settings.cores_per_task,
+            batching_parameters=settings.batching.parameters_file() if settings.batching else None,
         )
         # The walk-through's layout keeps its static ports; libnrt tasks share instances on dynamic ones.
         static_ports = settings.neuron_runtime is NeuronRuntime.RTD
@@ -90,6 +91,9 @@ class BertInferenceStack(Stack):
             desired_count=settings.desired_count,
             one_task_per_instance=static_ports,
             health_check_grace_period=HEALTH_CHECK_START_PERIOD,
+            min_tasks=settings.min_tasks,
+            max_tasks=settings.max_tasks,
+            neuron_utilization=None if static_ports else neuron_core_utilization(cluster.cluster_name),
         )
         endpoint = InferenceLoadBalancer(
             self,

@@ -81,4 +81,4 @@ def test_serve_script_claims_a_slot_only_when_asked() -> None:
     script = (DOCKER_DIR / "model-server" / "serve.sh").read_text()
 
     assert 'if [ -n "${NEURON_CORES_PER_TASK:-}" ] && [ -z "${NEURON_RT_VISIBLE_CORES:-}" ]; then' in script
-    assert 'exec python3 /usr/local/bin/neuron_slot.py "$0" "$@"' in script
+    assert 'exec python3 "$(dirname "$0")/neuron_slot.py" "$0" "$@"' in script

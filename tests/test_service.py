@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,42 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
     assert outputs["ModelName"]["Value"] == "bert-large"
     assert outputs["InstanceType"]["Value"] == "inf1.24xlarge"
     assert (outputs["GrpcPort"]["Value"], outputs["RestPort"]["Value"]) == ("9000", "9001")
+
+
+def scaling_policies(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        policy["Properties"]["PolicyName"]: policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for policy in synthesized.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    }
+
+
+@pytest.mark.parametrize(("variant", "bounds"), [("default", (1, 2)), ("split", (2, 6))])
+def test_service_scales_between_min_and_max_tasks(synth: SynthFn, variant: str, bounds: tuple[int, int]) -> None:
+    target = synth(variant).only("AWS::ApplicationAutoScaling::ScalableTarget")
+
+    assert (target["MinCapacity"], target["MaxCapacity"]) == bounds
+    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
+
+
+def test_libnrt_scales_on_neuroncore_utilisation_and_cpu(synth: SynthFn) -> None:
+    policies = scaling_policies(synth("default"))
+    neuron = next(config for name, config in policies.items() if "NeuronCoreUtilization" in name)
+    cpu = next(config for name, config in policies.items() if "CpuUtilization" in name)
+
+    assert neuron["TargetValue"] == 70
+    metric = neuron["CustomizedMetricSpecification"]
+    assert (metric["Namespace"], metric["MetricName"], metric["Statistic"]) == (
+        "NeuronMonitor",
+        "NeuronCoreUtilizationAverage",
+        "Average",
+    )
+    assert metric["Dimensions"] == [{"Name": "ClusterName", "Value": {"Ref": "ClusterEB0386A7"}}]
+    assert cpu["TargetValue"] == 60
+    assert cpu["PredefinedMetricSpecification"] == {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}
+    # scale out within a minute, in only after five: reloading a model onto NeuronCores is slow
+    assert (neuron["ScaleOutCooldown"], neuron["ScaleInCooldown"]) == (60, 300)
+
+
+def test_rtd_has_no_neuron_monitor_so_scales_on_cpu_alone(synth: SynthFn) -> None:
+    assert [name for name in scaling_policies(synth("rtd")) if "Neuron" in name] == []
+    assert len(scaling_policies(synth("rtd"))) == 1

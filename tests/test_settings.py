@@ -47,7 +47,9 @@ def test_defaults_reproduce_the_walkthrough_on_todays_runtime() -> None:
 
 
 def test_string_values_from_the_command_line_are_parsed() -> None:
-    settings = settings_with(spot="FALSE", maxInstances="5", desiredCount="4", grpcPort="9000", keyName="my key")
+    settings = settings_with(
+        spot="FALSE", maxInstances="5", desiredCount="4", maxTasks="5", grpcPort="9000", keyName="my key"
+    )
 
     assert settings.spot is False
     assert settings.max_instances == 5
@@ -124,6 +126,11 @@ BAD_VALUES = [
     ("stackName", "my_stack", "letters, digits or '-'"),
     ("coresPerTask", "-1", "whole number"),
     ("publicEndpoint", "maybe", "true or false"),
+    ("minTasks", "0", "whole number from 1"),
+    ("maxTasks", "3", "must not exceed maxInstances x tasks per instance (2)"),
+    ("batching", "yes", "expected {} to turn batching off"),
+    ("batching", {"maxBatch": 4}, "maxBatchSize, batchTimeoutMicros"),
+    ("batching", [8], "expected {}"),
 ]
 
 
@@ -155,6 +162,9 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
         ({"coresPerTask": 3, "instanceType": "inf1.6xlarge"}, "coresPerTask", "one of 1, 2, 4, 8, 16 on inf1.6xlarge"),
         ({"coresPerTask": 8, "instanceType": "inf1.xlarge"}, "coresPerTask", "from 0 to 4"),
         ({"coresPerTask": 2, "neuronRuntime": "rtd"}, "coresPerTask", "one task per instance"),
+        ({"desiredCount": 2, "maxTasks": 1}, "desiredCount", "between minTasks (1) and maxTasks (1)"),
+        ({"desiredCount": 0}, "desiredCount", "between minTasks (1) and maxTasks (2)"),
+        ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize", "from 1 to 1024"),
         ({"grpcPort": 9000, "restPort": 9000}, "restPort", "must differ from grpcPort"),
         ({"neuronRuntime": "rtd", "instanceType": "inf2.xlarge"}, "neuronRuntime", "only on inf1 sizes"),
     ],
@@ -183,6 +193,21 @@ def test_cores_per_task_decides_tasks_per_instance(size: str, cores: int, tasks:
 
     assert settings.tasks_per_instance == tasks
     assert settings.cores_per_task * tasks == INSTANCE_SIZES[size].neuron_cores
+
+
+def test_batching_is_off_by_default_and_renders_tf_servings_parameters_file() -> None:
+    assert settings_with().batching is None
+    assert settings_with(batching="").batching is None
+
+    batching = settings_with(batching='{"maxBatchSize": 16, "batchTimeoutMicros": 2000}').batching
+
+    assert batching is not None
+    assert batching.parameters_file() == (
+        "max_batch_size { value: 16 }\n"
+        "batch_timeout_micros { value: 2000 }\n"
+        "num_batch_threads { value: 4 }\n"
+        "max_enqueued_batches { value: 100 }\n"
+    )
 
 
 def test_rtd_always_takes_the_whole_instance() -> None:

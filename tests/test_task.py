@@ -38,11 +38,14 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
     expected = [(f"/dev/neuron{i}", f"/dev/neuron{i}", ["read", "write"]) for i in range(size.chips)]
     assert devices(server) == expected
     assert server["LinuxParameters"]["Capabilities"] == {"Add": ["IPC_LOCK"]}
-    assert environment(server) == {
+    expected_environment = {
         "NEURON_CORES_PER_TASK": str(settings.cores_per_task),
         "NEURON_CORE_SLOTS": str(settings.tasks_per_instance),
         "NEURON_SLOT_DIR": "/run/neuron-slots",
     }
+    if settings.batching:
+        expected_environment["BATCHING_PARAMETERS"] = settings.batching.parameters_file()
+    assert environment(server) == expected_environment
     assert server["MountPoints"] == [
         {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
     ]
@@ -180,3 +183,10 @@ def test_execution_role_is_separate_from_an_empty_task_role(synth: SynthFn, vari
     assert execution_role in attached
     assert task_role not in attached
     assert "ManagedPolicyArns" not in synthesized.resources("AWS::IAM::Role")[task_role]["Properties"]
+
+
+def test_batching_reaches_the_server_only_when_set(synth: SynthFn) -> None:
+    assert "BATCHING_PARAMETERS" not in environment(containers(synth("default"))["bert"])
+    batching = environment(containers(synth("split"))["bert"])["BATCHING_PARAMETERS"]
+    assert "max_batch_size { value: 16 }" in batching
+    assert "batch_timeout_micros { value: 2000 }" in batching

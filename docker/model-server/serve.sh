@@ -5,7 +5,7 @@ set -eu
 # Tasks that share an instance first claim their own NeuronCores (neuron_slot.py re-runs this
 # script with NEURON_RT_VISIBLE_CORES set and the slot's lock held).
 if [ -n "${NEURON_CORES_PER_TASK:-}" ] && [ -z "${NEURON_RT_VISIBLE_CORES:-}" ]; then
-  exec python3 /usr/local/bin/neuron_slot.py "$0" "$@"
+  exec python3 "$(dirname "$0")/neuron_slot.py" "$0" "$@"
 fi
 server=""
 for candidate in tensorflow_model_server_neuronx tensorflow_model_server_neuron; do
@@ -17,6 +17,11 @@ done
 if [ -z "$server" ]; then
   echo "ERROR: no tensorflow_model_server_neuron binary in this image" >&2
   exit 1
+fi
+if [ -n "${BATCHING_PARAMETERS:-}" ]; then
+  batching_file="$(mktemp)"
+  printf '%s' "$BATCHING_PARAMETERS" > "$batching_file"
+  set -- --enable_batching=true --batching_parameters_file="$batching_file" "$@"
 fi
 exec "$server" \
   --port="$GRPC_PORT" \
