@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from components.findings import acknowledge
 from components.retention import retention
 from config.hardware import InstanceSize
-from config.settings import NeuronRuntime
+from config.settings import NeuronRuntime, S3Location
 
 SOCKET_VOLUME = "sock"
 SOCKET_HOST_PATH = "/tmp/sock"
@@ -29,6 +30,11 @@ SLOT_VOLUME = "neuron-slots"
 SLOT_HOST_PATH = "/var/run/neuron-core-slots"
 SLOT_MOUNT = "/run/neuron-slots"
 CPU_UNITS_PER_VCPU = 1024
+# Copies the model from S3 into the task before the server starts (modelS3Uri).
+MODEL_SYNC_CONTAINER = "model-sync"
+MODEL_SYNC_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.15.0"
+MODEL_VOLUME = "model"
+MODEL_MOUNT = "/model"
 # Loading a compiled BERT onto NeuronCores takes a while; ECS allows at most 300 s of grace.
 HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
 
@@ -73,7 +79,9 @@ class InferenceTaskDefinition(Construct):
     ``rtd`` (the 2020 walk-through, unchanged): one task per instance on static host ports; the
     model server reaches a ``neuron-rtd`` daemon through a Unix socket on a shared host volume.
 
-    The task role stays empty: nothing in the task calls AWS. The execution role, created by
+    With ``model_s3``, a first container copies the model from S3 into a task volume and the
+    server starts only once it has succeeded; the task role may read that prefix and nothing else.
+    Otherwise the task role stays empty: nothing in the task calls AWS. The execution role, created by
     CDK, only pulls the images and writes the logs.
     """
 
@@ -93,6 +101,7 @@ class InferenceTaskDefinition(Construct):
         cluster_name: str,
         cores_per_task: int,
         batching_parameters: str | None = None,
+        model_s3: S3Location | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -142,6 +151,8 @@ class InferenceTaskDefinition(Construct):
                 cores_per_task=cores_per_task,
                 batching_parameters=batching_parameters,
             )
+            if model_s3 is not None:
+                self._load_model_from_s3(model_s3, model_name)
 
         execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
         acknowledge(
@@ -149,6 +160,51 @@ class InferenceTaskDefinition(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "ecr:GetAuthorizationToken supports no resource; image pulls are limited to the asset "
             "repository and log writes to the task's log group",
+        )
+
+    def _load_model_from_s3(self, location: S3Location, model_name: str) -> None:
+        """A first container copies the model into a task volume; the server starts only if it succeeded."""
+        self.task_definition.add_volume(name=MODEL_VOLUME)
+        sync = self.task_definition.add_container(
+            "ModelSync",
+            container_name=MODEL_SYNC_CONTAINER,
+            image=ecs.ContainerImage.from_registry(MODEL_SYNC_IMAGE),
+            essential=False,
+            memory_reservation_mib=MONITOR_MEMORY_RESERVATION_MIB,
+            command=["s3", "sync", "--only-show-errors", f"{location.uri}/", f"{MODEL_MOUNT}/"],
+            logging=self._logging(MODEL_SYNC_CONTAINER),
+        )
+        sync.add_mount_points(ecs.MountPoint(source_volume=MODEL_VOLUME, container_path=MODEL_MOUNT, read_only=False))
+        server = self.task_definition.find_container(model_name)
+        assert server is not None
+        server.add_container_dependencies(
+            ecs.ContainerDependency(container=sync, condition=ecs.ContainerDependencyCondition.SUCCESS)
+        )
+        server.add_mount_points(ecs.MountPoint(source_volume=MODEL_VOLUME, container_path=MODEL_MOUNT, read_only=True))
+        server.add_environment("MODEL_BASE_PATH", MODEL_MOUNT)
+
+        # Read-only, and only under the model's prefix.
+        partition = Stack.of(self).partition
+        self.task_definition.add_to_task_role_policy(
+            iam.PolicyStatement(
+                sid="ReadTheModel",
+                actions=["s3:GetObject"],
+                resources=[f"arn:{partition}:s3:::{location.bucket}/{location.prefix}/*"],
+            )
+        )
+        self.task_definition.add_to_task_role_policy(
+            iam.PolicyStatement(
+                sid="ListTheModel",
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{partition}:s3:::{location.bucket}"],
+                conditions={"StringLike": {"s3:prefix": [location.prefix, f"{location.prefix}/*"]}},
+            )
+        )
+        acknowledge(
+            self.task_definition.task_role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{location.bucket}/{location.prefix}/*]",
+            "The model is a folder of objects (saved_model.pb, variables/...): reading it needs every object "
+            "under the model's own prefix, and nothing else in the bucket",
         )
 
     def _logging(self, prefix: str) -> ecs.LogDriver:

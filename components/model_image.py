@@ -44,7 +44,8 @@ def has_saved_model(model_dir: Path) -> bool:
 class ModelServerImages(Construct):
     """The container images of the task, as CDK image assets staged at synth and built at deploy.
 
-    ``server_image`` is TensorFlow Serving for Neuron with the model inside. ``sidecar_image`` is
+    ``server_image`` is TensorFlow Serving for Neuron with the model inside (or, with
+    ``model_in_image`` false, without it: the task then loads it from S3). ``sidecar_image`` is
     ``neuron-monitor`` (libnrt) or the ``neuron-rtd`` daemon (rtd).
     """
 
@@ -57,6 +58,7 @@ class ModelServerImages(Construct):
         model_name: str,
         grpc_port: int,
         rest_port: int,
+        model_in_image: bool = True,
         model_dir: Path = MODEL_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -75,6 +77,7 @@ class ModelServerImages(Construct):
                 "MODEL_NAME": model_name,
                 "GRPC_PORT": str(grpc_port),
                 "REST_PORT": str(rest_port),
+                "MODEL_IN_IMAGE": "true" if model_in_image else "false",
             },
         )
         sidecar_dir = "neuron-rtd" if runtime is NeuronRuntime.RTD else "neuron-monitor"
@@ -87,7 +90,7 @@ class ModelServerImages(Construct):
         self.server_image = ecs.ContainerImage.from_docker_image_asset(self.server_asset)
         self.sidecar_image = ecs.ContainerImage.from_docker_image_asset(self.sidecar_asset)
 
-        if not has_saved_model(model_dir):
+        if model_in_image and not has_saved_model(model_dir):
             Annotations.of(self).add_warning_v2(
                 "bert-inferentia:no-model",
                 f"No SavedModel in {model_dir} (expected <version>/saved_model.pb). "

@@ -48,6 +48,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _KEY_NAME = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _INTEGER = re.compile(r"[0-9]{1,9}")
 _STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+_S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[A-Za-z0-9!_.'()/-]+?)/?")
 
 DEFAULTS: Mapping[str, object] = {
     "stackName": "BertInferentia",
@@ -71,6 +72,7 @@ DEFAULTS: Mapping[str, object] = {
     "minTasks": 1,
     "maxTasks": 2,
     "batching": {},
+    "modelS3Uri": "",
 }
 
 # TF Serving's batching parameters: setting key -> (parameter name, default, lowest, highest).
@@ -94,6 +96,18 @@ class BatchingSettings:
     def parameters_file(self) -> str:
         """The text-format BatchingParameters file that ``--batching_parameters_file`` reads."""
         return "".join(f"{name} {{ value: {getattr(self, name)} }}\n" for name, *_ in BATCHING_FIELDS.values())
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where the model server loads its model from at start: ``s3://bucket/prefix/<version>/...``."""
+
+    bucket: str
+    prefix: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +135,7 @@ class DeploymentSettings:
     min_tasks: int
     max_tasks: int
     batching: BatchingSettings | None
+    model_s3: S3Location | None
 
     @property
     def tasks_per_instance(self) -> int:
@@ -299,7 +314,20 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         min_tasks=min_tasks,
         max_tasks=max_tasks,
         batching=_batching(raw("batching")),
+        model_s3=_model_s3(raw("modelS3Uri"), runtime),
     )
+
+
+def _model_s3(value: object, runtime: NeuronRuntime) -> S3Location | None:
+    text = _text("modelS3Uri", value)
+    if not text:
+        return None
+    match = _S3_URI.fullmatch(text)
+    if not match or ".." in text or "//" in text.removeprefix("s3://"):
+        raise _fail("modelS3Uri", value, "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)")
+    if runtime is NeuronRuntime.RTD:
+        raise _fail("modelS3Uri", value, "the rtd layout serves the model baked into its image: leave it empty")
+    return S3Location(match["bucket"], match["prefix"])
 
 
 def _batching(value: object) -> BatchingSettings | None:

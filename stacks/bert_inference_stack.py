@@ -63,6 +63,7 @@ class BertInferenceStack(Stack):
             model_name=settings.model_name,
             grpc_port=settings.grpc_port,
             rest_port=settings.rest_port,
+            model_in_image=settings.model_s3 is None,
         )
         task = InferenceTaskDefinition(
             self,
@@ -78,6 +79,7 @@ class BertInferenceStack(Stack):
             cluster_name=cluster.cluster_name,
             cores_per_task=settings.cores_per_task,
             batching_parameters=settings.batching.parameters_file() if settings.batching else None,
+            model_s3=settings.model_s3,
         )
         # The walk-through's layout keeps its static ports; libnrt tasks share instances on dynamic ones.
         static_ports = settings.neuron_runtime is NeuronRuntime.RTD

@@ -52,6 +52,7 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "minTasks": "2",
         "maxTasks": "6",
         "batching": '{"maxBatchSize": 16, "batchTimeoutMicros": 2000}',
+        "modelS3Uri": "s3://bert-models-example/bert-base/",
         "maxInstances": "1",
         "publicEndpoint": "true",
         "allowedCidr": "198.51.100.0/24",

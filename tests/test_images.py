@@ -61,6 +61,13 @@ def test_model_name_and_ports_are_baked_into_the_server_image(synth: SynthFn) ->
     }
 
 
+@pytest.mark.parametrize(("variant", "in_image"), [("default", "true"), ("split", "false")])
+def test_model_goes_into_the_image_unless_it_comes_from_s3(synth: SynthFn, variant: str, in_image: str) -> None:
+    (server,) = [image for image in docker_images(synth(variant)) if "serve.sh" in image["files"]]
+
+    assert server["dockerBuildArgs"]["MODEL_IN_IMAGE"] == in_image
+
+
 @pytest.mark.parametrize(("variant", "sidecar_file"), [("default", "neuron_emf.py"), ("rtd", "Dockerfile")])
 def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sidecar_file: str) -> None:
     images = docker_images(synth(variant))

@@ -45,12 +45,13 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
     }
     if settings.batching:
         expected_environment["BATCHING_PARAMETERS"] = settings.batching.parameters_file()
+    if settings.model_s3:
+        expected_environment["MODEL_BASE_PATH"] = "/model"
     assert environment(server) == expected_environment
-    assert server["MountPoints"] == [
-        {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
-    ]
+    slots_mount = {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
+    assert slots_mount in server["MountPoints"]
     volumes = synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
-    assert volumes == [{"Host": {"SourcePath": "/var/run/neuron-core-slots"}, "Name": "neuron-slots"}]
+    assert {"Host": {"SourcePath": "/var/run/neuron-core-slots"}, "Name": "neuron-slots"} in volumes
 
 
 @pytest.mark.parametrize(
@@ -190,3 +191,51 @@ def test_batching_reaches_the_server_only_when_set(synth: SynthFn) -> None:
     batching = environment(containers(synth("split"))["bert"])["BATCHING_PARAMETERS"]
     assert "max_batch_size { value: 16 }" in batching
     assert "batch_timeout_micros { value: 2000 }" in batching
+
+
+def test_model_from_s3_is_copied_into_the_task_before_the_server_starts(synth: SynthFn) -> None:
+    # GIVEN modelS3Uri (the "split" variant)
+    synthesized = synth("split")
+    task = containers(synthesized)
+    sync, server = task["model-sync"], task["bert"]
+
+    assert sync["Image"] == "public.ecr.aws/aws-cli/aws-cli:2.15.0"
+    assert sync["Command"] == ["s3", "sync", "--only-show-errors", "s3://bert-models-example/bert-base/", "/model/"]
+    assert sync["Essential"] is False
+    assert sync["MountPoints"] == [{"ContainerPath": "/model", "ReadOnly": False, "SourceVolume": "model"}]
+    assert server["DependsOn"] == [{"Condition": "SUCCESS", "ContainerName": "model-sync"}]
+    assert {"ContainerPath": "/model", "ReadOnly": True, "SourceVolume": "model"} in server["MountPoints"]
+    assert environment(server)["MODEL_BASE_PATH"] == "/model"
+    assert {"Name": "model"} in synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
+
+
+def test_model_from_s3_grants_read_on_its_prefix_only(synth: SynthFn) -> None:
+    synthesized = synth("split")
+    task_role = synthesized.only("AWS::ECS::TaskDefinition")["TaskRoleArn"]["Fn::GetAtt"][0]
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in synthesized.resources("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": task_role}]
+    ]
+
+    partition: dict[str, str] = {"Ref": "AWS::Partition"}
+    bucket: list[Any] = ["arn:", partition, ":s3:::bert-models-example"]
+    assert policy == [
+        {
+            "Action": "s3:GetObject",
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", ["arn:", partition, ":s3:::bert-models-example/bert-base/*"]]},
+            "Sid": "ReadTheModel",
+        },
+        {
+            "Action": "s3:ListBucket",
+            "Condition": {"StringLike": {"s3:prefix": ["bert-base", "bert-base/*"]}},
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", bucket]},
+            "Sid": "ListTheModel",
+        },
+    ]
+
+
+def test_model_in_the_image_needs_no_sync_and_no_grant(synth: SynthFn) -> None:
+    assert "model-sync" not in containers(synth("default"))
