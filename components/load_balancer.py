@@ -66,6 +66,7 @@ class InferenceLoadBalancer(Construct):
             security_groups=[self.security_group],
             cross_zone_enabled=True,
         )
+        self.target_groups: dict[str, elbv2.NetworkTargetGroup] = {}
         self.grpc_listener = self.load_balancer.add_listener("Grpc", port=grpc_port, protocol=elbv2.Protocol.TCP)
         self.rest_listener = self.load_balancer.add_listener("Rest", port=rest_port, protocol=elbv2.Protocol.TCP)
         acknowledge(
@@ -86,9 +87,9 @@ class InferenceLoadBalancer(Construct):
 
     def register(self, service: ecs.Ec2Service, *, container_name: str, grpc_port: int, rest_port: int) -> None:
         """Registers every task of ``service`` behind both listeners."""
-        for listener, port, check_protocol, check_path in (
-            (self.grpc_listener, grpc_port, elbv2.Protocol.TCP, None),
-            (self.rest_listener, rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
+        for name, listener, port, check_protocol, check_path in (
+            ("Grpc", self.grpc_listener, grpc_port, elbv2.Protocol.TCP, None),
+            ("Rest", self.rest_listener, rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
         ):
             target_group = listener.add_targets(
                 f"Tasks{port}",
@@ -107,6 +108,7 @@ class InferenceLoadBalancer(Construct):
                 targets=[service.load_balancer_target(container_name=container_name, container_port=port)],
             )
             target_group.set_attribute("deregistration_delay.connection_termination.enabled", "true")
+            self.target_groups[name] = target_group
         # CDK makes the service depend on its listeners (needed) and on the target groups it already
         # references (redundant), which cfn-lint reports as W3005; only that check is silenced.
         service_resource = service.node.default_child

@@ -15,6 +15,7 @@ from components.inference_task import HEALTH_CHECK_START_PERIOD, InferenceTaskDe
 from components.load_balancer import InferenceLoadBalancer
 from components.model_image import ModelServerImages
 from components.network import ServingNetwork
+from components.observability import ServiceObservability
 from config.settings import DeploymentSettings, NeuronRuntime
 
 # Docker's ephemeral range on the ECS-optimized AMIs, where dynamic host ports come from.
@@ -119,6 +120,18 @@ class BertInferenceStack(Stack):
             else [ec2.Port.tcp_range(*DYNAMIC_HOST_PORTS)],
         )
 
+        observability = ServiceObservability(
+            self,
+            "Observability",
+            service=service.service,
+            cluster_name=cluster.cluster_name,
+            load_balancer=endpoint.load_balancer,
+            target_groups=endpoint.target_groups,
+            min_tasks=settings.min_tasks,
+            neuron_metrics=not static_ports,
+            notifications=capacity.scaling_events,
+        )
+
         CfnOutput(self, "ClusterName", value=cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "SecurityGroupId", value=network.security_group.security_group_id)
@@ -132,3 +145,10 @@ class BertInferenceStack(Stack):
             description="The model endpoint: gRPC and REST on GrpcPort and RestPort, from allowedCidr",
             value=endpoint.load_balancer.load_balancer_dns_name,
         )
+        CfnOutput(
+            self,
+            "DashboardName",
+            description="CloudWatch dashboard of the service; alarms notify the scaling-events topic",
+            value=observability.dashboard.dashboard_name,
+        )
+        CfnOutput(self, "NotificationsTopicArn", value=capacity.scaling_events.topic_arn)

@@ -81,6 +81,8 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
         "GrpcPort",
         "RestPort",
         "LoadBalancerDnsName",
+        "DashboardName",
+        "NotificationsTopicArn",
     }
     assert outputs["ModelName"]["Value"] == "bert-large"
     assert outputs["InstanceType"]["Value"] == "inf1.24xlarge"

@@ -1,0 +1,83 @@
+"""Observability: a dashboard for the service and alarms that reach the notifications topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+
+
+def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        key.removeprefix("Observability"): alarm["Properties"]
+        for key, alarm in synthesized.resources("AWS::CloudWatch::Alarm").items()
+    }
+
+
+def dashboard_body(synthesized: Synthesized) -> str:
+    """The dashboard JSON with CloudFormation references flattened to their logical IDs."""
+    body = synthesized.only("AWS::CloudWatch::Dashboard")["DashboardBody"]["Fn::Join"][1]
+    return "".join(part if isinstance(part, str) else json.dumps(part) for part in body)
+
+
+@pytest.mark.parametrize(("variant", "neuron"), [("default", True), ("rtd", False)])
+def test_alarms_cover_targets_tasks_resets_and_neuron_errors(synth: SynthFn, variant: str, neuron: bool) -> None:
+    found = alarms(synth(variant))
+    names = sorted(key.rstrip("0123456789ABCDEF") for key in found)
+
+    expected = ["TargetResets", "TooFewTasks", "UnhealthyGrpcTargets", "UnhealthyRestTargets"]
+    assert names == sorted(expected + (["NeuronExecutionErrors"] if neuron else []))
+
+
+def test_every_alarm_notifies_the_topic_on_alarm_and_on_recovery(synth: SynthFn) -> None:
+    synthesized = synth("default")
+    topic = next(iter(synthesized.resources("AWS::SNS::Topic")))
+
+    for alarm in alarms(synthesized).values():
+        assert alarm["AlarmActions"] == [{"Ref": topic}]
+        assert alarm["OKActions"] == [{"Ref": topic}]
+        assert alarm["AlarmDescription"]
+
+
+def test_too_few_tasks_alarms_below_min_tasks_and_when_silent(synth: SynthFn) -> None:
+    (too_few,) = [alarm for key, alarm in alarms(synth("split")).items() if key.startswith("TooFewTasks")]
+
+    assert too_few["MetricName"] == "RunningTaskCount"
+    assert too_few["Namespace"] == "ECS/ContainerInsights"
+    assert too_few["ComparisonOperator"] == "LessThanThreshold"
+    assert too_few["Threshold"] == 2  # the split variant's minTasks
+    assert too_few["TreatMissingData"] == "breaching"  # no tasks report nothing
+
+
+def test_unhealthy_targets_alarm_after_three_minutes(synth: SynthFn) -> None:
+    for key, alarm in alarms(synth("default")).items():
+        if key.startswith("Unhealthy"):
+            assert (alarm["MetricName"], alarm["Namespace"]) == ("UnHealthyHostCount", "AWS/NetworkELB")
+            assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (0, 3)
+
+
+@pytest.mark.parametrize(("variant", "neuron"), [("default", True), ("rtd", False)])
+def test_dashboard_shows_tasks_resources_load_balancer_and_neuroncores(
+    synth: SynthFn, variant: str, neuron: bool
+) -> None:
+    body = dashboard_body(synth(variant))
+
+    for metric in ("RunningTaskCount", "DesiredTaskCount", "CPUUtilization", "MemoryUtilization"):
+        assert f'"{metric}"' in body
+    for metric in ("ActiveFlowCount", "NewFlowCount", "TCP_Target_Reset_Count", "HealthyHostCount"):
+        assert f'"{metric}"' in body
+    assert ('"NeuronCoreUtilizationAverage"' in body) is neuron
+    assert ('"ExecutionLatencyP99"' in body) is neuron
+
+
+def test_outputs_name_the_dashboard_and_topic(synth: SynthFn) -> None:
+    outputs = synth("default").json["Outputs"]
+
+    assert "DashboardName" in outputs
+    assert "NotificationsTopicArn" in outputs
