@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
@@ -49,6 +51,19 @@ def model_available_command(model_name: str, rest_port: int) -> list[str]:
     return ["CMD-SHELL", f"curl -fsS {status_url} | grep -q '\"AVAILABLE\"' || exit 1"]
 
 
+class CoreLayout(Protocol):
+    """Where a model's tasks sit on an instance's NeuronCores (config.settings.ModelSettings)."""
+
+    @property
+    def cores_per_task(self) -> int: ...
+    @property
+    def tasks_per_instance(self) -> int: ...
+    @property
+    def core_offset(self) -> int: ...
+    @property
+    def core_stride(self) -> int: ...
+
+
 def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
     """Mean NeuronCore utilisation across the cluster, as the neuron-monitor sidecars publish it."""
     return cloudwatch.Metric(
@@ -60,9 +75,13 @@ def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
     )
 
 
-def cpu_share(instance_size: InstanceSize, tasks_per_instance: int) -> int:
-    """CPU units reserved per task: with them, ECS places no more tasks on an instance than it has slots."""
-    return instance_size.vcpus * CPU_UNITS_PER_VCPU // tasks_per_instance
+def cpu_share(instance_size: InstanceSize, cores_per_task: int) -> int:
+    """CPU units reserved per task, in proportion to its NeuronCores.
+
+    The shares of all the tasks an instance can hold add up to its CPU, so ECS places no more tasks
+    on an instance than it has core slots.
+    """
+    return instance_size.vcpus * CPU_UNITS_PER_VCPU * cores_per_task // instance_size.neuron_cores
 
 
 class InferenceTaskDefinition(Construct):
@@ -99,7 +118,7 @@ class InferenceTaskDefinition(Construct):
         sidecar_image: ecs.ContainerImage,
         log_retention_days: int,
         cluster_name: str,
-        cores_per_task: int,
+        cores: CoreLayout,
         batching_parameters: str | None = None,
         model_s3: S3Location | None = None,
     ) -> None:
@@ -148,7 +167,7 @@ class InferenceTaskDefinition(Construct):
                 port_mappings=port_mappings,
                 instance_size=instance_size,
                 cluster_name=cluster_name,
-                cores_per_task=cores_per_task,
+                cores=cores,
                 batching_parameters=batching_parameters,
             )
             if model_s3 is not None:
@@ -220,11 +239,12 @@ class InferenceTaskDefinition(Construct):
         port_mappings: list[ecs.PortMapping],
         instance_size: InstanceSize,
         cluster_name: str,
-        cores_per_task: int,
+        cores: CoreLayout,
         batching_parameters: str | None,
     ) -> None:
-        tasks_per_instance = instance_size.neuron_cores // cores_per_task
-        self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=SLOT_HOST_PATH))
+        # Each model keeps its own slot locks: its slots are its own core ranges.
+        slot_host_path = f"{SLOT_HOST_PATH}/{model_name}"
+        self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=slot_host_path))
         server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
         server_linux.add_devices(
@@ -242,13 +262,18 @@ class InferenceTaskDefinition(Construct):
             container_name=model_name,
             image=server_image,
             essential=True,
-            cpu=cpu_share(instance_size, tasks_per_instance),
+            cpu=cpu_share(instance_size, cores.cores_per_task),
             memory_reservation_mib=SERVER_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
             environment={
-                "NEURON_CORES_PER_TASK": str(cores_per_task),
-                "NEURON_CORE_SLOTS": str(tasks_per_instance),
+                "NEURON_CORES_PER_TASK": str(cores.cores_per_task),
+                "NEURON_CORE_SLOTS": str(cores.tasks_per_instance),
                 "NEURON_SLOT_DIR": SLOT_MOUNT,
+                **(
+                    {"NEURON_CORE_OFFSET": str(cores.core_offset), "NEURON_CORE_STRIDE": str(cores.core_stride)}
+                    if cores.core_stride != cores.cores_per_task
+                    else {}
+                ),
                 # serve.sh writes it to a file and turns on TF Serving's dynamic batching
                 **({"BATCHING_PARAMETERS": batching_parameters} if batching_parameters else {}),
             },

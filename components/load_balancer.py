@@ -39,10 +39,9 @@ class InferenceLoadBalancer(Construct):
         vpc: ec2.IVpc,
         public: bool,
         allowed_cidr: str,
-        grpc_port: int,
-        rest_port: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._clients = ec2.Peer.ipv4(allowed_cidr)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -51,9 +50,6 @@ class InferenceLoadBalancer(Construct):
             description="Model endpoint: TF Serving gRPC and REST from allowedCidr only",
             allow_all_outbound=True,
         )
-        clients = ec2.Peer.ipv4(allowed_cidr)
-        self.security_group.add_ingress_rule(clients, ec2.Port.tcp(grpc_port), "TF Serving gRPC from allowedCidr")
-        self.security_group.add_ingress_rule(clients, ec2.Port.tcp(rest_port), "TF Serving REST from allowedCidr")
 
         self.load_balancer = elbv2.NetworkLoadBalancer(
             self,
@@ -66,9 +62,6 @@ class InferenceLoadBalancer(Construct):
             security_groups=[self.security_group],
             cross_zone_enabled=True,
         )
-        self.target_groups: dict[str, elbv2.NetworkTargetGroup] = {}
-        self.grpc_listener = self.load_balancer.add_listener("Grpc", port=grpc_port, protocol=elbv2.Protocol.TCP)
-        self.rest_listener = self.load_balancer.add_listener("Rest", port=rest_port, protocol=elbv2.Protocol.TCP)
         acknowledge(
             self.load_balancer,
             "AwsSolutions-ELB2",
@@ -85,12 +78,29 @@ class InferenceLoadBalancer(Construct):
                 "Model server host ports from the load balancer",
             )
 
-    def register(self, service: ecs.Ec2Service, *, container_name: str, grpc_port: int, rest_port: int) -> None:
-        """Registers every task of ``service`` behind both listeners."""
-        for name, listener, port, check_protocol, check_path in (
-            ("Grpc", self.grpc_listener, grpc_port, elbv2.Protocol.TCP, None),
-            ("Rest", self.rest_listener, rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
+    def serve(
+        self,
+        service: ecs.Ec2Service,
+        *,
+        container_name: str,
+        grpc_port: int,
+        rest_port: int,
+        id_suffix: str = "",
+    ) -> dict[str, elbv2.NetworkTargetGroup]:
+        """Opens ``grpc_port`` and ``rest_port`` to the clients and forwards them to every task of ``service``.
+
+        Returns the target groups by protocol. One load balancer serves several models, each on
+        its own pair of ports.
+        """
+        target_groups = {}
+        for name, port, check_protocol, check_path in (
+            ("Grpc", grpc_port, elbv2.Protocol.TCP, None),
+            ("Rest", rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
         ):
+            self.security_group.add_ingress_rule(
+                self._clients, ec2.Port.tcp(port), f"TF Serving {name.upper()} ({container_name}) from allowedCidr"
+            )
+            listener = self.load_balancer.add_listener(f"{name}{id_suffix}", port=port, protocol=elbv2.Protocol.TCP)
             target_group = listener.add_targets(
                 f"Tasks{port}",
                 port=port,
@@ -108,9 +118,10 @@ class InferenceLoadBalancer(Construct):
                 targets=[service.load_balancer_target(container_name=container_name, container_port=port)],
             )
             target_group.set_attribute("deregistration_delay.connection_termination.enabled", "true")
-            self.target_groups[name] = target_group
+            target_groups[name] = target_group
         # CDK makes the service depend on its listeners (needed) and on the target groups it already
         # references (redundant), which cfn-lint reports as W3005; only that check is silenced.
         service_resource = service.node.default_child
         assert isinstance(service_resource, CfnResource)
         service_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        return target_groups

@@ -34,7 +34,7 @@ class SettingsError(ValueError):
 
 
 # Container names in the task besides the model server's own (which is ``modelName``).
-SIDECAR_CONTAINER_NAMES = frozenset({"neuron-rtd", "neuron-monitor"})
+SIDECAR_CONTAINER_NAMES = frozenset({"neuron-rtd", "neuron-monitor", "model-sync"})
 # Host ports the ECS agent keeps for itself on container instances.
 ECS_RESERVED_PORTS = frozenset({22, 2375, 2376, 51678, 51679, 51680})
 # CloudWatch Logs accepts only these retention periods.
@@ -73,7 +73,9 @@ DEFAULTS: Mapping[str, object] = {
     "maxTasks": 2,
     "batching": {},
     "modelS3Uri": "",
+    "models": [],
 }
+MODEL_ENTRY_KEYS = ("name", "cores", "grpcPort", "restPort", "modelS3Uri")
 
 # TF Serving's batching parameters: setting key -> (parameter name, default, lowest, highest).
 BATCHING_FIELDS: Mapping[str, tuple[str, int, int, int]] = {
@@ -111,6 +113,29 @@ class S3Location:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """One model the fleet serves, and where its tasks' NeuronCores lie on every instance.
+
+    Task slot ``n`` of this model holds cores ``core_offset + n*core_stride`` onwards, ``cores_per_task``
+    of them. With one model the stride is the task's own size; with several, each instance is cut
+    into rows of one task per model, and the stride is a row's width.
+    """
+
+    name: str
+    grpc_port: int
+    rest_port: int
+    cores_per_task: int
+    core_offset: int
+    core_stride: int
+    tasks_per_instance: int
+    s3: S3Location | None
+
+    def cores(self, slot: int) -> range:
+        first = self.core_offset + slot * self.core_stride
+        return range(first, first + self.cores_per_task)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeploymentSettings:
     """Everything the app needs to know, checked before any construct is built."""
 
@@ -136,6 +161,7 @@ class DeploymentSettings:
     max_tasks: int
     batching: BatchingSettings | None
     model_s3: S3Location | None
+    models: tuple[ModelSettings, ...]
 
     @property
     def tasks_per_instance(self) -> int:
@@ -232,7 +258,29 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         )
 
     cores_per_task = _cores_per_task(raw("coresPerTask"), size, runtime)
-    tasks_per_instance = size.neuron_cores // cores_per_task
+    model_s3 = _model_s3("modelS3Uri", raw("modelS3Uri"), runtime)
+    model_name = _model_name("modelName", raw("modelName"))
+    grpc_port = _port("grpcPort", raw("grpcPort"))
+    rest_port = _port("restPort", raw("restPort"))
+    if grpc_port == rest_port:
+        raise _fail("restPort", rest_port, "must differ from grpcPort")
+    models = _models(raw("models"), size, runtime)
+    if models and (raw("coresPerTask") not in (0, "0") or model_s3 is not None):
+        raise _fail("models", "[...]", "replaces coresPerTask and modelS3Uri: leave those at 0 and empty")
+    models = models or (
+        ModelSettings(
+            name=model_name,
+            grpc_port=grpc_port,
+            rest_port=rest_port,
+            cores_per_task=cores_per_task,
+            core_offset=0,
+            core_stride=cores_per_task,
+            tasks_per_instance=size.neuron_cores // cores_per_task,
+            s3=model_s3,
+        ),
+    )
+    tasks_per_instance = models[0].tasks_per_instance
+    held = f"{cores_per_task} of the {size.neuron_cores}" if len(models) == 1 else "a share of the"
 
     min_instances = _integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
     max_instances = _integer("maxInstances", raw("maxInstances"), low=1, high=MAX_INSTANCES)
@@ -244,22 +292,8 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
             "desiredCount",
             desired_count,
             f"must not exceed maxInstances x tasks per instance ({max_instances} x {tasks_per_instance}): "
-            f"each task holds {cores_per_task} of the {size.neuron_cores} NeuronCores of an {size.name}",
+            f"each task holds {held} NeuronCores of an {size.name}",
         )
-
-    model_name = _text("modelName", raw("modelName"))
-    if not _MODEL_NAME.fullmatch(model_name) or model_name in SIDECAR_CONTAINER_NAMES:
-        raise _fail(
-            "modelName",
-            model_name,
-            "expected 1-63 letters, digits, '-' or '_', starting with a letter or digit, "
-            "and not " + " or ".join(sorted(SIDECAR_CONTAINER_NAMES)),
-        )
-
-    grpc_port = _port("grpcPort", raw("grpcPort"))
-    rest_port = _port("restPort", raw("restPort"))
-    if grpc_port == rest_port:
-        raise _fail("restPort", rest_port, "must differ from grpcPort")
 
     vpc_cidr = _ipv4_cidr("vpcCidr", raw("vpcCidr"), vpc=True)
     allowed_cidr_value = raw("allowedCidr")
@@ -314,20 +348,107 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         min_tasks=min_tasks,
         max_tasks=max_tasks,
         batching=_batching(raw("batching")),
-        model_s3=_model_s3(raw("modelS3Uri"), runtime),
+        model_s3=model_s3,
+        models=models,
     )
 
 
-def _model_s3(value: object, runtime: NeuronRuntime) -> S3Location | None:
-    text = _text("modelS3Uri", value)
+def _model_name(key: str, value: object) -> str:
+    name = _text(key, value)
+    if not _MODEL_NAME.fullmatch(name) or name in SIDECAR_CONTAINER_NAMES:
+        raise _fail(
+            key,
+            name,
+            "expected 1-63 letters, digits, '-' or '_', starting with a letter or digit, "
+            "and not " + " or ".join(sorted(SIDECAR_CONTAINER_NAMES)),
+        )
+    return name
+
+
+def _model_s3(key: str, value: object, runtime: NeuronRuntime) -> S3Location | None:
+    text = _text(key, value)
     if not text:
         return None
     match = _S3_URI.fullmatch(text)
     if not match or ".." in text or "//" in text.removeprefix("s3://"):
-        raise _fail("modelS3Uri", value, "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)")
+        raise _fail(key, value, "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)")
     if runtime is NeuronRuntime.RTD:
-        raise _fail("modelS3Uri", value, "the rtd layout serves the model baked into its image: leave it empty")
+        raise _fail(key, value, "the rtd layout serves the model baked into its image: leave it empty")
     return S3Location(match["bucket"], match["prefix"])
+
+
+@dataclass(frozen=True)
+class _ModelEntry:
+    name: str
+    cores: int
+    location: S3Location
+    grpc_port: int
+    rest_port: int
+
+
+def _model_entry(index: int, entry: object, size: InstanceSize, runtime: NeuronRuntime) -> _ModelEntry:
+    key = f"models[{index}]"
+    if not isinstance(entry, dict) or set(entry) != set(MODEL_ENTRY_KEYS):
+        raise _fail(key, entry, "expected an object with exactly " + ", ".join(MODEL_ENTRY_KEYS))
+    cores = _integer(f"{key}.cores", entry["cores"], low=1, high=size.neuron_cores)
+    if cores not in size.core_group_sizes():
+        choices = ", ".join(map(str, size.core_group_sizes()))
+        raise _fail(f"{key}.cores", cores, f"expected one of {choices} on {size.name}")
+    location = _model_s3(f"{key}.modelS3Uri", entry["modelS3Uri"], runtime)
+    if location is None:
+        raise _fail(f"{key}.modelS3Uri", "", "each of several models loads from S3: give s3://bucket/prefix")
+    return _ModelEntry(
+        name=_model_name(f"{key}.name", entry["name"]),
+        cores=cores,
+        location=location,
+        grpc_port=_port(f"{key}.grpcPort", entry["grpcPort"]),
+        rest_port=_port(f"{key}.restPort", entry["restPort"]),
+    )
+
+
+def _models(value: object, size: InstanceSize, runtime: NeuronRuntime) -> tuple[ModelSettings, ...]:
+    """Several models side by side: each instance is cut into rows holding one task of every model."""
+    allowed = "expected [] for one model, or a list of {" + ", ".join(MODEL_ENTRY_KEYS) + "} objects"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except ValueError:
+            raise _fail("models", value, allowed) from None
+    if not isinstance(value, list):
+        raise _fail("models", value, allowed)
+    if value and runtime is NeuronRuntime.RTD:
+        raise _fail("models", "[...]", "the rtd layout serves one model: leave models empty")
+    entries = [_model_entry(index, entry, size, runtime) for index, entry in enumerate(value)]
+    names = [entry.name for entry in entries]
+    if len(set(names)) != len(names):
+        raise _fail("models", names, "expected every model name once")
+    ports = [port for entry in entries for port in (entry.grpc_port, entry.rest_port)]
+    if len(set(ports)) != len(ports):
+        raise _fail("models", ports, "expected every gRPC and REST port once across the models")
+    row = sum(entry.cores for entry in entries)
+    if entries and size.neuron_cores % row:
+        raise _fail("models", row, f"the models' cores add up to {row}, which must divide {size.neuron_cores}")
+    offsets = [sum(entry.cores for entry in entries[:index]) for index in range(len(entries))]
+    models = tuple(
+        ModelSettings(
+            name=entry.name,
+            grpc_port=entry.grpc_port,
+            rest_port=entry.rest_port,
+            cores_per_task=entry.cores,
+            core_offset=offset,
+            core_stride=row,
+            tasks_per_instance=size.neuron_cores // row,
+            s3=entry.location,
+        )
+        for entry, offset in zip(entries, offsets, strict=True)
+    )
+    for model in models:
+        for slot in range(model.tasks_per_instance):
+            chips = {core // size.cores_per_chip for core in model.cores(slot)}
+            if len(chips) > max(1, model.cores_per_task // size.cores_per_chip):
+                cores = list(model.cores(slot))
+                raise _fail("models", model.name, f"{model.name}'s cores {cores} straddle chips: reorder or resize")
+    return models
 
 
 def _batching(value: object) -> BatchingSettings | None:

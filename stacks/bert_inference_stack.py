@@ -23,7 +23,7 @@ DYNAMIC_HOST_PORTS = (32768, 65535)
 
 
 class BertInferenceStack(Stack):
-    """Composes network, capacity, images, task and service from one settings object."""
+    """Composes network, capacity and endpoint, then images, task, service and dashboard per model."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -57,62 +57,15 @@ class BertInferenceStack(Stack):
             root_volume_gib=settings.root_volume_gib,
             key_name=settings.key_name,
         )
-        images = ModelServerImages(
-            self,
-            "Images",
-            runtime=settings.neuron_runtime,
-            model_name=settings.model_name,
-            grpc_port=settings.grpc_port,
-            rest_port=settings.rest_port,
-            model_in_image=settings.model_s3 is None,
-        )
-        task = InferenceTaskDefinition(
-            self,
-            "Task",
-            runtime=settings.neuron_runtime,
-            instance_size=settings.instance_size,
-            model_name=settings.model_name,
-            grpc_port=settings.grpc_port,
-            rest_port=settings.rest_port,
-            server_image=images.server_image,
-            sidecar_image=images.sidecar_image,
-            log_retention_days=settings.log_retention_days,
-            cluster_name=cluster.cluster_name,
-            cores_per_task=settings.cores_per_task,
-            batching_parameters=settings.batching.parameters_file() if settings.batching else None,
-            model_s3=settings.model_s3,
-        )
-        # The walk-through's layout keeps its static ports; libnrt tasks share instances on dynamic ones.
-        static_ports = settings.neuron_runtime is NeuronRuntime.RTD
-        service = InferenceService(
-            self,
-            "Inference",
-            cluster=cluster,
-            task_definition=task.task_definition,
-            capacity_provider_name=capacity.capacity_provider.capacity_provider_name,
-            instance_type=settings.instance_size.name,
-            desired_count=settings.desired_count,
-            one_task_per_instance=static_ports,
-            health_check_grace_period=HEALTH_CHECK_START_PERIOD,
-            min_tasks=settings.min_tasks,
-            max_tasks=settings.max_tasks,
-            neuron_utilization=None if static_ports else neuron_core_utilization(cluster.cluster_name),
-        )
         endpoint = InferenceLoadBalancer(
             self,
             "Endpoint",
             vpc=network.vpc,
             public=settings.public_endpoint,
             allowed_cidr=settings.allowed_cidr,
-            grpc_port=settings.grpc_port,
-            rest_port=settings.rest_port,
         )
-        endpoint.register(
-            service.service,
-            container_name=settings.model_name,
-            grpc_port=settings.grpc_port,
-            rest_port=settings.rest_port,
-        )
+        # The walk-through's layout keeps its static ports; libnrt tasks share instances on dynamic ones.
+        static_ports = settings.neuron_runtime is NeuronRuntime.RTD
         endpoint.admit_to(
             network.security_group,
             [ec2.Port.tcp(settings.grpc_port), ec2.Port.tcp(settings.rest_port)]
@@ -120,35 +73,85 @@ class BertInferenceStack(Stack):
             else [ec2.Port.tcp_range(*DYNAMIC_HOST_PORTS)],
         )
 
-        observability = ServiceObservability(
-            self,
-            "Observability",
-            service=service.service,
-            cluster_name=cluster.cluster_name,
-            load_balancer=endpoint.load_balancer,
-            target_groups=endpoint.target_groups,
-            min_tasks=settings.min_tasks,
-            neuron_metrics=not static_ports,
-            notifications=capacity.scaling_events,
-        )
-
         CfnOutput(self, "ClusterName", value=cluster.cluster_name)
-        CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "SecurityGroupId", value=network.security_group.security_group_id)
-        CfnOutput(self, "ModelName", value=settings.model_name)
         CfnOutput(self, "InstanceType", value=settings.instance_size.name)
-        CfnOutput(self, "GrpcPort", value=str(settings.grpc_port))
-        CfnOutput(self, "RestPort", value=str(settings.rest_port))
         CfnOutput(
             self,
             "LoadBalancerDnsName",
-            description="The model endpoint: gRPC and REST on GrpcPort and RestPort, from allowedCidr",
+            description="The model endpoint: each model's gRPC and REST ports, from allowedCidr",
             value=endpoint.load_balancer.load_balancer_dns_name,
         )
-        CfnOutput(
-            self,
-            "DashboardName",
-            description="CloudWatch dashboard of the service; alarms notify the scaling-events topic",
-            value=observability.dashboard.dashboard_name,
-        )
         CfnOutput(self, "NotificationsTopicArn", value=capacity.scaling_events.topic_arn)
+
+        # One image, task definition, service, pair of listeners and dashboard per model. The first
+        # model's construct IDs and outputs carry no suffix, so a one-model stack reads as before.
+        for index, model in enumerate(settings.models):
+            suffix = "" if index == 0 else f"Model{index + 1}"
+            images = ModelServerImages(
+                self,
+                f"Images{suffix}",
+                runtime=settings.neuron_runtime,
+                model_name=model.name,
+                grpc_port=model.grpc_port,
+                rest_port=model.rest_port,
+                model_in_image=model.s3 is None,
+            )
+            task = InferenceTaskDefinition(
+                self,
+                f"Task{suffix}",
+                runtime=settings.neuron_runtime,
+                instance_size=settings.instance_size,
+                model_name=model.name,
+                grpc_port=model.grpc_port,
+                rest_port=model.rest_port,
+                server_image=images.server_image,
+                sidecar_image=images.sidecar_image,
+                log_retention_days=settings.log_retention_days,
+                cluster_name=cluster.cluster_name,
+                cores=model,
+                batching_parameters=settings.batching.parameters_file() if settings.batching else None,
+                model_s3=model.s3,
+            )
+            service = InferenceService(
+                self,
+                f"Inference{suffix}",
+                cluster=cluster,
+                task_definition=task.task_definition,
+                capacity_provider_name=capacity.capacity_provider.capacity_provider_name,
+                instance_type=settings.instance_size.name,
+                desired_count=settings.desired_count,
+                one_task_per_instance=static_ports,
+                health_check_grace_period=HEALTH_CHECK_START_PERIOD,
+                min_tasks=settings.min_tasks,
+                max_tasks=settings.max_tasks,
+                neuron_utilization=None if static_ports else neuron_core_utilization(cluster.cluster_name),
+            )
+            target_groups = endpoint.serve(
+                service.service,
+                container_name=model.name,
+                grpc_port=model.grpc_port,
+                rest_port=model.rest_port,
+                id_suffix=suffix,
+            )
+            observability = ServiceObservability(
+                self,
+                f"Observability{suffix}",
+                service=service.service,
+                cluster_name=cluster.cluster_name,
+                load_balancer=endpoint.load_balancer,
+                target_groups=target_groups,
+                min_tasks=settings.min_tasks,
+                neuron_metrics=not static_ports,
+                notifications=capacity.scaling_events,
+            )
+            CfnOutput(self, f"{suffix}ModelName", value=model.name)
+            CfnOutput(self, f"{suffix}ServiceName", value=service.service.service_name)
+            CfnOutput(self, f"{suffix}GrpcPort", value=str(model.grpc_port))
+            CfnOutput(self, f"{suffix}RestPort", value=str(model.rest_port))
+            CfnOutput(
+                self,
+                f"{suffix}DashboardName",
+                description="CloudWatch dashboard of the model's service; alarms notify NotificationsTopicArn",
+                value=observability.dashboard.dashboard_name,
+            )

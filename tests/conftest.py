@@ -57,6 +57,22 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "publicEndpoint": "true",
         "allowedCidr": "198.51.100.0/24",
     },
+    # Two models side by side on inf1.6xlarge: each instance holds four rows of (bert, distilbert).
+    "multi": {
+        "instanceType": "inf1.6xlarge",
+        "models": json.dumps(
+            [
+                {"name": "bert", "cores": 2, "grpcPort": 8500, "restPort": 8501, "modelS3Uri": "s3://models-a/bert"},
+                {
+                    "name": "distilbert",
+                    "cores": 2,
+                    "grpcPort": 8502,
+                    "restPort": 8503,
+                    "modelS3Uri": "s3://models-a/distil",
+                },
+            ]
+        ),
+    },
 }
 
 

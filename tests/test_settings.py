@@ -112,7 +112,7 @@ BAD_VALUES = [
     ("modelName", "bert/base", "letters, digits"),
     ("modelName", "-bert", "starting with a letter or digit"),
     ("modelName", "b" * 64, "1-63"),
-    ("modelName", "neuron-rtd", "not neuron-monitor or neuron-rtd"),
+    ("modelName", "neuron-rtd", "not model-sync or neuron-monitor or neuron-rtd"),
     ("grpcPort", "0", "from 1 to 65535"),
     ("grpcPort", "65536", "from 1 to 65535"),
     ("restPort", "51678", "kept by the ECS agent"),

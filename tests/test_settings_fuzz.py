@@ -8,6 +8,7 @@ settings layer accepts, proving that acceptance means a template, checked by cdk
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
@@ -62,7 +63,7 @@ def _check_outcome(context: dict[str, Any]) -> DeploymentSettings | None:
         assert "\n" not in message
         key = message.split("'")[1]
         assert message.startswith(f"Invalid setting '{key}' = ")
-        assert key.split(".")[0] in DEFAULTS  # batching's fields are named batching.<field>
+        assert re.split(r"[.\[]", key)[0] in DEFAULTS  # fields read as batching.<field>, models[<i>].<field>
         return None
 
 

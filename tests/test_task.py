@@ -51,7 +51,8 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
     slots_mount = {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
     assert slots_mount in server["MountPoints"]
     volumes = synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
-    assert {"Host": {"SourcePath": "/var/run/neuron-core-slots"}, "Name": "neuron-slots"} in volumes
+    slots_dir = f"/var/run/neuron-core-slots/{settings.model_name}"  # one lock directory per model
+    assert {"Host": {"SourcePath": slots_dir}, "Name": "neuron-slots"} in volumes
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 ECS gives every task of a service the same definition, so tasks sharing an instance cannot be told
 apart by their environment. Each task instead takes the first free slot: slot N is the lock file
-``<dir>/slot-N.lock`` held with flock, and owns cores ``N*k .. N*k+k-1`` (k = cores per task).
+``<dir>/slot-N.lock`` held with flock, and owns the k cores from ``offset + N*stride`` (k = cores
+per task; offset and stride place several models' tasks side by side, and default to 0 and k).
 The lock's descriptor is inherited by the server, so the slot frees itself when the server exits,
 however it exits. Standard library only: it runs on the image's own python3.
 
-    neuron_slot.py SERVER [ARGS...]   (env: NEURON_CORES_PER_TASK, NEURON_CORE_SLOTS, NEURON_SLOT_DIR)
+    neuron_slot.py SERVER [ARGS...]
+    env: NEURON_CORES_PER_TASK, NEURON_CORE_SLOTS, NEURON_SLOT_DIR, NEURON_CORE_OFFSET, NEURON_CORE_STRIDE
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ class NoFreeSlot(RuntimeError):
     pass
 
 
-def cores_for(slot: int, cores_per_task: int) -> str:
-    first = slot * cores_per_task
+def cores_for(slot: int, cores_per_task: int, offset: int = 0, stride: int | None = None) -> str:
+    first = offset + slot * (cores_per_task if stride is None else stride)
     return f"{first}-{first + cores_per_task - 1}"
 
 
@@ -50,7 +52,9 @@ def main(argv: list[str]) -> None:
         print(f"ERROR: {error}", file=sys.stderr, flush=True)
         sys.exit(75)  # EX_TEMPFAIL: ECS starts a replacement, which finds a slot once one frees
     os.set_inheritable(descriptor, True)
-    os.environ["NEURON_RT_VISIBLE_CORES"] = cores_for(slot, cores_per_task)
+    offset = int(os.environ.get("NEURON_CORE_OFFSET", "0"))
+    stride = int(os.environ.get("NEURON_CORE_STRIDE", str(cores_per_task)))
+    os.environ["NEURON_RT_VISIBLE_CORES"] = cores_for(slot, cores_per_task, offset, stride)
     print(f"neuron_slot: slot {slot}, NEURON_RT_VISIBLE_CORES={os.environ['NEURON_RT_VISIBLE_CORES']}", flush=True)
     os.execvp(argv[0], argv)
 
