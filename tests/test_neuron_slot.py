@@ -17,7 +17,9 @@ sys.path.insert(0, str(SLOT_SCRIPT.parent))
 import neuron_slot  # noqa: E402
 
 
-def start_server(slot_dir: Path, slots: int, cores: int, seconds: float) -> subprocess.Popen[str]:
+def start_server(
+    slot_dir: Path, slots: int, cores: int, seconds: float, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """A stand-in server: prints the cores it was given, then holds them for ``seconds``."""
     server = f"import os, time; print(os.environ['NEURON_RT_VISIBLE_CORES'], flush=True); time.sleep({seconds})"
     env = {
@@ -25,6 +27,7 @@ def start_server(slot_dir: Path, slots: int, cores: int, seconds: float) -> subp
         "NEURON_CORES_PER_TASK": str(cores),
         "NEURON_CORE_SLOTS": str(slots),
         "NEURON_SLOT_DIR": str(slot_dir),
+        **(extra_env or {}),
     }
     return subprocess.Popen(
         [sys.executable, str(SLOT_SCRIPT), sys.executable, "-c", server],
@@ -82,3 +85,14 @@ def test_serve_script_claims_a_slot_only_when_asked() -> None:
 
     assert 'if [ -n "${NEURON_CORES_PER_TASK:-}" ] && [ -z "${NEURON_RT_VISIBLE_CORES:-}" ]; then' in script
     assert 'exec python3 "$(dirname "$0")/neuron_slot.py" "$0" "$@"' in script
+
+
+def test_offset_and_stride_interleave_several_models(tmp_path: Path) -> None:
+    # GIVEN distilbert's slots: 2 cores from core 2, one row of 4 cores apart
+    env = {"NEURON_CORE_OFFSET": "2", "NEURON_CORE_STRIDE": "4"}
+    servers = [start_server(tmp_path, slots=2, cores=2, seconds=5, extra_env=env) for _ in range(2)]
+
+    assert sorted(visible_cores(server) for server in servers) == ["2-3", "6-7"]
+    for server in servers:
+        server.kill()
+        server.wait()

@@ -1,0 +1,128 @@
+"""Several models side by side: each instance holds rows of one task per model, each on its own cores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from config.settings import SettingsError, load_settings
+from tests.conftest import CDK_JSON_CONTEXT, Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+
+
+def model(name: str, cores: int, grpc: int, **extra: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "cores": cores,
+        "grpcPort": grpc,
+        "restPort": grpc + 1,
+        "modelS3Uri": f"s3://models-1/{name}",
+    } | extra
+
+
+def layout(size: str, *models: dict[str, object]) -> dict[str, list[list[int]]]:
+    settings = load_settings({**CDK_JSON_CONTEXT, "instanceType": size, "models": list(models)}.get)
+    return {m.name: [list(m.cores(slot)) for slot in range(m.tasks_per_instance)] for m in settings.models}
+
+
+def test_rows_of_one_task_per_model_tile_the_instance() -> None:
+    assert layout("inf1.6xlarge", model("bert", 2, 8500), model("distil", 2, 8502)) == {
+        "bert": [[0, 1], [4, 5], [8, 9], [12, 13]],
+        "distil": [[2, 3], [6, 7], [10, 11], [14, 15]],
+    }
+    assert layout("inf2.48xlarge", model("large", 4, 8500), model("small", 2, 8502)) == {
+        "large": [[0, 1, 2, 3], [6, 7, 8, 9], [12, 13, 14, 15], [18, 19, 20, 21]],
+        "small": [[4, 5], [10, 11], [16, 17], [22, 23]],
+    }
+
+
+@pytest.mark.parametrize(
+    ("models", "key", "allowed"),
+    [
+        ([model("a", 2, 8500), model("a", 2, 8502)], "models", "every model name once"),
+        ([model("a", 2, 8500), model("b", 2, 8501)], "models", "every gRPC and REST port once"),
+        ([model("a", 2, 8500), model("b", 1, 8502)], "models", "add up to 3, which must divide 16"),
+        # b's 4 cores would start at core 2: half on chip 0, half on chip 1
+        ([model("a", 2, 8500), model("b", 4, 8502), model("c", 2, 8504)], "models", "b's cores [2, 3, 4, 5] straddle"),
+        ([model("a", 3, 8500)], "models[0].cores", "one of 1, 2, 4, 8, 16"),
+        ([model("a", 2, 8500, modelS3Uri="")], "models[0].modelS3Uri", "each of several models loads from S3"),
+        ([{"name": "a", "cores": 2}], "models[0]", "exactly name, cores, grpcPort, restPort, modelS3Uri"),
+        ([model("neuron-monitor", 2, 8500)], "models[0].name", "not model-sync or neuron-monitor"),
+        ("not json", "models", "a list of {name, cores"),
+    ],
+)
+def test_bad_model_lists_name_the_entry_and_field(models: object, key: str, allowed: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({**CDK_JSON_CONTEXT, "instanceType": "inf1.6xlarge", "models": models}.get)
+
+    assert str(raised.value).startswith(f"Invalid setting '{key}' = ")
+    assert allowed in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "allowed"),
+    [
+        ({"neuronRuntime": "rtd", "instanceType": "inf1.xlarge"}, "rtd layout serves one model"),
+        ({"coresPerTask": 2}, "replaces coresPerTask and modelS3Uri"),
+        ({"modelS3Uri": "s3://models-1/x"}, "replaces coresPerTask and modelS3Uri"),
+    ],
+)
+def test_models_do_not_mix_with_the_one_model_settings(overrides: dict[str, object], allowed: str) -> None:
+    context = {**CDK_JSON_CONTEXT, "instanceType": "inf1.6xlarge", "models": [model("a", 2, 8500)], **overrides}
+    with pytest.raises(SettingsError, match=allowed):
+        load_settings(context.get)
+
+
+def containers_of(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        container["Name"]: container
+        for task in synthesized.resources("AWS::ECS::TaskDefinition").values()
+        for container in task["Properties"]["ContainerDefinitions"]
+    }
+
+
+def environment(container: dict[str, Any]) -> dict[str, str]:
+    return {variable["Name"]: variable["Value"] for variable in container.get("Environment", [])}
+
+
+def test_each_model_gets_its_own_task_with_its_core_offset(synth: SynthFn) -> None:
+    # GIVEN bert and distilbert, 2 cores each, on inf1.6xlarge (the "multi" variant)
+    found = containers_of(synth("multi"))
+    bert, distil = environment(found["bert"]), environment(found["distilbert"])
+
+    for env, offset in ((bert, "0"), (distil, "2")):
+        assert env["NEURON_CORES_PER_TASK"] == "2"
+        assert env["NEURON_CORE_SLOTS"] == "4"
+        assert env["NEURON_CORE_OFFSET"] == offset
+        assert env["NEURON_CORE_STRIDE"] == "4"
+    # a task's CPU share follows its cores: 2 of 16 cores of 24 vCPUs
+    assert found["bert"]["Cpu"] == found["distilbert"]["Cpu"] == 24 * 1024 * 2 // 16
+
+
+def test_each_model_has_its_own_service_listeners_and_dashboard(synth: SynthFn) -> None:
+    synthesized = synth("multi")
+
+    synthesized.template.resource_count_is("AWS::ECS::Service", 2)
+    synthesized.template.resource_count_is("AWS::ElasticLoadBalancingV2::LoadBalancer", 1)
+    synthesized.template.resource_count_is("AWS::CloudWatch::Dashboard", 2)
+    listeners = synthesized.resources("AWS::ElasticLoadBalancingV2::Listener").values()
+    assert sorted(listener["Properties"]["Port"] for listener in listeners) == [8500, 8501, 8502, 8503]
+    registrations = sorted(
+        (lb["ContainerName"], lb["ContainerPort"])
+        for service in synthesized.resources("AWS::ECS::Service").values()
+        for lb in service["Properties"]["LoadBalancers"]
+    )
+    assert registrations == [("bert", 8500), ("bert", 8501), ("distilbert", 8502), ("distilbert", 8503)]
+    outputs = synthesized.json["Outputs"]
+    assert (outputs["ModelName"]["Value"], outputs["Model2ModelName"]["Value"]) == ("bert", "distilbert")
+    assert outputs["Model2GrpcPort"]["Value"] == "8502"
+
+
+def test_one_model_keeps_its_slots_at_the_task_size_without_offsets(synth: SynthFn) -> None:
+    env = environment(containers_of(synth("large"))["bert-large"])
+
+    assert "NEURON_CORE_OFFSET" not in env
+    assert "NEURON_CORE_STRIDE" not in env
