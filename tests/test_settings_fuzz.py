@@ -101,6 +101,16 @@ plausible = st.fixed_dictionaries(
         "minTasks": st.integers(1, 3),
         "maxTasks": st.integers(1, 8),
         "batching": st.sampled_from([{}, "", '{"maxBatchSize": 4}', {"numBatchThreads": 2, "batchTimeoutMicros": 0}]),
+        "models": st.sampled_from(
+            [
+                [],
+                [{"name": "a", "cores": 1, "grpcPort": 9100, "restPort": 9101, "modelS3Uri": "s3://models-1/a"}],
+                [
+                    {"name": "a", "cores": 1, "grpcPort": 9100, "restPort": 9101, "modelS3Uri": "s3://models-1/a"},
+                    {"name": "b", "cores": 1, "grpcPort": 9102, "restPort": 9103, "modelS3Uri": "s3://models-1/b"},
+                ],
+            ]
+        ),
     },
 )
 
