@@ -15,14 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk
-from aws_cdk.assertions import Template
+import aws_cdk as cdk  # noqa: E402  (after the jsii banner switch above)
+from aws_cdk.assertions import Template  # noqa: E402
 
-from app import build_app
-from config.settings import DeploymentSettings, load_settings
+from app import build_app  # noqa: E402
+from config.settings import DeploymentSettings, load_settings  # noqa: E402
+
+# CI replays the same generated examples every run, so a landing never hangs on a new draw;
+# developers' runs draw afresh and widen the search.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON_CONTEXT: Mapping[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]

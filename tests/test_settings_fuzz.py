@@ -130,5 +130,5 @@ def test_accepted_settings_always_synthesize_a_nag_clean_template(overrides: dic
 
     template = assembly.get_stack_artifact(stack.artifact_id).template
     services = [r for r in template["Resources"].values() if r["Type"] == "AWS::ECS::Service"]
-    assert len(services) == 1
-    assert services[0]["Properties"]["DesiredCount"] == accepted.desired_count
+    assert len(services) == len(accepted.models)  # one service per model
+    assert {service["Properties"]["DesiredCount"] for service in services} == {accepted.desired_count}
