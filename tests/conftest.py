@@ -19,11 +19,11 @@ from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402  (after the jsii banner switch above)
-from aws_cdk.assertions import Template  # noqa: E402
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
 
-from app import build_app  # noqa: E402
-from config.settings import DeploymentSettings, load_settings  # noqa: E402
+from app import build_app
+from config.settings import DeploymentSettings, load_settings
 
 # CI replays the same generated examples every run, so a landing never hangs on a new draw;
 # developers' runs draw afresh and widen the search.
