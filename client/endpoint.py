@@ -31,7 +31,10 @@ def _outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
 
 
 def _task_host(ecs: Any, ec2: Any, cluster: str, service: str) -> str:
-    """The private IP of the instance running one of the service's tasks."""
+    """The private IP of the instance running one of the service's tasks.
+
+    Only for stacks without a load balancer output, whose tasks listen on static host ports.
+    """
     task_arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")["taskArns"]
     if not task_arns:
         raise EndpointNotFound(f"service {service} has no running task")

@@ -64,15 +64,20 @@ class CoreLayout(Protocol):
     def core_stride(self) -> int: ...
 
 
-def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
-    """Mean NeuronCore utilisation across the cluster, as the neuron-monitor sidecars publish it."""
+def neuron_metric(cluster_name: str, name: str, statistic: str) -> cloudwatch.Metric:
+    """A cluster-wide metric the neuron-monitor sidecars publish (see docker/neuron-monitor/neuron_emf.py)."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
-        metric_name="NeuronCoreUtilizationAverage",
+        metric_name=name,
         dimensions_map={"ClusterName": cluster_name},
-        statistic="Average",
+        statistic=statistic,
         period=Duration.minutes(1),
     )
+
+
+def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
+    """Mean NeuronCore utilisation across the cluster."""
+    return neuron_metric(cluster_name, "NeuronCoreUtilizationAverage", "Average")
 
 
 def cpu_share(instance_size: InstanceSize, cores_per_task: int) -> int:

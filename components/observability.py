@@ -10,7 +10,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from components.inference_task import METRICS_NAMESPACE
+from components.inference_task import neuron_core_utilization, neuron_metric
 
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 PERIOD = Duration.minutes(1)
@@ -130,17 +130,8 @@ class ServiceObservability(Construct):
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)
 
-    def _neuron(self, cluster_name: str, name: str, statistic: str) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=name,
-            dimensions_map={"ClusterName": cluster_name},
-            statistic=statistic,
-            period=PERIOD,
-        )
-
     def _neuron_widgets(self, cluster_name: str) -> list[cloudwatch.IWidget]:
-        errors = self._neuron(cluster_name, "ExecutionErrors", "Sum")
+        errors = neuron_metric(cluster_name, "ExecutionErrors", "Sum")
         self._alarm(
             "NeuronExecutionErrors",
             errors,
@@ -151,20 +142,20 @@ class ServiceObservability(Construct):
         return [
             cloudwatch.GraphWidget(
                 title="NeuronCore utilisation (%)",
-                left=[self._neuron(cluster_name, "NeuronCoreUtilizationAverage", "Average")],
+                left=[neuron_core_utilization(cluster_name)],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Neuron execution latency (ms)",
                 left=[
-                    self._neuron(cluster_name, "ExecutionLatencyP50", "Average"),
-                    self._neuron(cluster_name, "ExecutionLatencyP99", "Maximum"),
+                    neuron_metric(cluster_name, "ExecutionLatencyP50", "Average"),
+                    neuron_metric(cluster_name, "ExecutionLatencyP99", "Maximum"),
                 ],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Neuron executions and errors",
-                left=[self._neuron(cluster_name, "ExecutionsCompleted", "Sum")],
+                left=[neuron_metric(cluster_name, "ExecutionsCompleted", "Sum")],
                 right=[errors],
                 width=WIDTH,
             ),
