@@ -165,8 +165,8 @@ class DeploymentSettings:
 
     @property
     def tasks_per_instance(self) -> int:
-        """Model-server tasks that share one instance, each on its own NeuronCores."""
-        return self.instance_size.neuron_cores // self.cores_per_task
+        """Tasks of each model that share one instance, each on its own NeuronCores."""
+        return self.models[0].tasks_per_instance
 
 
 def _shown(value: object) -> str:
@@ -265,7 +265,8 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     if grpc_port == rest_port:
         raise _fail("restPort", rest_port, "must differ from grpcPort")
     models = _models(raw("models"), size, runtime)
-    if models and (raw("coresPerTask") not in (0, "0") or model_s3 is not None):
+    cores_requested = _integer("coresPerTask", raw("coresPerTask"), low=0, high=size.neuron_cores)
+    if models and (cores_requested != 0 or model_s3 is not None):
         raise _fail("models", "[...]", "replaces coresPerTask and modelS3Uri: leave those at 0 and empty")
     models = models or (
         ModelSettings(
