@@ -239,6 +239,43 @@ def _port(key: str, value: object) -> int:
     return port
 
 
+@dataclass(frozen=True)
+class _Counts:
+    min_instances: int
+    max_instances: int
+    desired_count: int
+    min_tasks: int
+    max_tasks: int
+
+
+def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings, ...]) -> _Counts:
+    """Instance and task counts, checked against what the instances can hold."""
+    tasks_per_instance = models[0].tasks_per_instance
+    held = f"{models[0].cores_per_task} of the {size.neuron_cores}" if len(models) == 1 else "a share of the"
+    min_instances = _integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
+    max_instances = _integer("maxInstances", raw("maxInstances"), low=1, high=MAX_INSTANCES)
+    if min_instances > max_instances:
+        raise _fail("minInstances", min_instances, f"must not exceed maxInstances ({max_instances})")
+    desired_count = _integer("desiredCount", raw("desiredCount"), low=0, high=MAX_TASKS)
+    capacity = max_instances * tasks_per_instance
+    if desired_count > capacity:
+        raise _fail(
+            "desiredCount",
+            desired_count,
+            f"must not exceed maxInstances x tasks per instance ({max_instances} x {tasks_per_instance}): "
+            f"each task holds {held} NeuronCores of an {size.name}",
+        )
+    min_tasks = _integer("minTasks", raw("minTasks"), low=1, high=MAX_TASKS)
+    max_tasks = _integer("maxTasks", raw("maxTasks"), low=1, high=MAX_TASKS)
+    if max_tasks > capacity:
+        raise _fail("maxTasks", max_tasks, f"must not exceed maxInstances x tasks per instance ({capacity})")
+    if not min_tasks <= desired_count <= max_tasks:
+        raise _fail(
+            "desiredCount", desired_count, f"must lie between minTasks ({min_tasks}) and maxTasks ({max_tasks})"
+        )
+    return _Counts(min_instances, max_instances, desired_count, min_tasks, max_tasks)
+
+
 def load_settings(get: ContextGetter) -> DeploymentSettings:
     """Build the settings from a context getter such as ``app.node.try_get_context``.
 
@@ -280,21 +317,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
             s3=model_s3,
         ),
     )
-    tasks_per_instance = models[0].tasks_per_instance
-    held = f"{cores_per_task} of the {size.neuron_cores}" if len(models) == 1 else "a share of the"
-
-    min_instances = _integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
-    max_instances = _integer("maxInstances", raw("maxInstances"), low=1, high=MAX_INSTANCES)
-    if min_instances > max_instances:
-        raise _fail("minInstances", min_instances, f"must not exceed maxInstances ({max_instances})")
-    desired_count = _integer("desiredCount", raw("desiredCount"), low=0, high=MAX_TASKS)
-    if desired_count > max_instances * tasks_per_instance:
-        raise _fail(
-            "desiredCount",
-            desired_count,
-            f"must not exceed maxInstances x tasks per instance ({max_instances} x {tasks_per_instance}): "
-            f"each task holds {held} NeuronCores of an {size.name}",
-        )
+    counts = _counts(raw, size, models)
 
     vpc_cidr = _ipv4_cidr("vpcCidr", raw("vpcCidr"), vpc=True)
     allowed_cidr_value = raw("allowedCidr")
@@ -313,16 +336,6 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     if log_retention_days not in LOG_RETENTION_DAYS:
         raise _fail("logRetentionDays", log_retention_days, retention_allowed)
 
-    min_tasks = _integer("minTasks", raw("minTasks"), low=1, high=MAX_TASKS)
-    max_tasks = _integer("maxTasks", raw("maxTasks"), low=1, high=MAX_TASKS)
-    capacity = max_instances * tasks_per_instance
-    if max_tasks > capacity:
-        raise _fail("maxTasks", max_tasks, f"must not exceed maxInstances x tasks per instance ({capacity})")
-    if not min_tasks <= desired_count <= max_tasks:
-        raise _fail(
-            "desiredCount", desired_count, f"must lie between minTasks ({min_tasks}) and maxTasks ({max_tasks})"
-        )
-
     stack_name = _text("stackName", raw("stackName"))
     if not _STACK_NAME.fullmatch(stack_name):
         raise _fail("stackName", stack_name, "expected 1-128 letters, digits or '-', starting with a letter")
@@ -331,9 +344,9 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         stack_name=stack_name,
         instance_size=size,
         spot=_boolean("spot", raw("spot")),
-        min_instances=min_instances,
-        max_instances=max_instances,
-        desired_count=desired_count,
+        min_instances=counts.min_instances,
+        max_instances=counts.max_instances,
+        desired_count=counts.desired_count,
         allowed_cidr=allowed_cidr,
         key_name=key_name or None,
         neuron_runtime=runtime,
@@ -346,8 +359,8 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         log_retention_days=log_retention_days,
         cores_per_task=cores_per_task,
         public_endpoint=_boolean("publicEndpoint", raw("publicEndpoint")),
-        min_tasks=min_tasks,
-        max_tasks=max_tasks,
+        min_tasks=counts.min_tasks,
+        max_tasks=counts.max_tasks,
         batching=_batching(raw("batching")),
         model_s3=model_s3,
         models=models,
