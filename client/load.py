@@ -58,7 +58,6 @@ class LoadResult:
     started: float = 0.0
     finished: float = 0.0
     interrupted: bool = False
-    warmup_errors: int = 0
     max_in_flight: int = 0
     error_details: dict[str, str] = field(default_factory=dict)
 
@@ -96,8 +95,6 @@ class LoadRunner:
             self._in_flight -= 1
         if samples is not None:
             samples.append(Sample(scheduled, sent, self._clock(), error))
-        elif error is not None:
-            self.result.warmup_errors += 1
 
     async def _warm_up(self) -> None:
         callers = min(self._plan.warmup, self._plan.concurrency or 8)

@@ -80,6 +80,14 @@ def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
     return neuron_metric(cluster_name, "NeuronCoreUtilizationAverage", "Average")
 
 
+def neuron_devices(instance_size: InstanceSize, *permissions: ecs.DevicePermission) -> list[ecs.Device]:
+    """Every ``/dev/neuronN`` of the instance, mapped at the same path with ``permissions``."""
+    return [
+        ecs.Device(host_path=path, container_path=path, permissions=list(permissions))
+        for path in instance_size.device_paths
+    ]
+
+
 def cpu_share(instance_size: InstanceSize, cores_per_task: int) -> int:
     """CPU units reserved per task, in proportion to its NeuronCores.
 
@@ -141,7 +149,6 @@ class InferenceTaskDefinition(Construct):
             network_mode=ecs.NetworkMode.BRIDGE,
             pid_mode=ecs.PidMode.TASK if runtime is NeuronRuntime.LIBNRT else None,
         )
-        self.model_container_name = model_name
         static_ports = runtime is NeuronRuntime.RTD
         port_mappings = [
             ecs.PortMapping(
@@ -252,16 +259,7 @@ class InferenceTaskDefinition(Construct):
         self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=slot_host_path))
         server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
-        server_linux.add_devices(
-            *(
-                ecs.Device(
-                    host_path=path,
-                    container_path=path,
-                    permissions=[ecs.DevicePermission.READ, ecs.DevicePermission.WRITE],
-                )
-                for path in instance_size.device_paths
-            )
-        )
+        server_linux.add_devices(*neuron_devices(instance_size, ecs.DevicePermission.READ, ecs.DevicePermission.WRITE))
         server = self.task_definition.add_container(
             "ModelServer",
             container_name=model_name,
@@ -298,12 +296,7 @@ class InferenceTaskDefinition(Construct):
 
         # Reads the devices' counters only; the NeuronCores stay the server's.
         monitor_linux = ecs.LinuxParameters(self, "MonitorLinuxParameters")
-        monitor_linux.add_devices(
-            *(
-                ecs.Device(host_path=path, container_path=path, permissions=[ecs.DevicePermission.READ])
-                for path in instance_size.device_paths
-            )
-        )
+        monitor_linux.add_devices(*neuron_devices(instance_size, ecs.DevicePermission.READ))
         self.task_definition.add_container(
             "NeuronMonitor",
             container_name=MONITOR_CONTAINER,
