@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import jsii
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -10,43 +14,56 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from components.findings import acknowledge
-from config.hardware import InstanceSize, NeuronFamily
-from config.settings import NeuronRuntime
+from config.hardware import InstanceSize
 
 ROOT_DEVICE = "/dev/xvda"
 SPOT_DRAINING = "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config"
-
-# Neuron drivers after 2.24 dropped Inf1; the AL2023 Neuron AMI ships the newest one, so Inf1
-# hosts swap it for the last line that still drives Inferentia v1 before the ECS agent starts.
-INF1_DRIVER_PIN = r"""
-if ! rpm -q --qf '%{VERSION}' aws-neuronx-dkms | grep -q '^2\.24\.'; then
-  if [ ! -f /etc/yum.repos.d/neuron.repo ]; then
-    cat > /etc/yum.repos.d/neuron.repo <<'REPO'
-[neuron]
-name=Neuron YUM Repository
-baseurl=https://yum.repos.neuron.amazonaws.com
-enabled=1
-metadata_expire=0
-REPO
-    rpm --import https://yum.repos.neuron.amazonaws.com/GPG-PUB-KEY-AMAZON-AWS-NEURON.PUB
-  fi
-  dnf install -y "kernel-devel-uname-r == $(uname -r)"
-  dnf remove -y aws-neuronx-dkms
-  dnf install -y 'aws-neuronx-dkms-2.24.*'
-  modprobe -r neuron || true
-  modprobe neuron
-fi
-""".strip()
+# Runs in user data before the cluster's own join line; see the script for why it installs nothing.
+AWAIT_NEURON_DEVICES = Path(__file__).resolve().parent / "host" / "await-neuron-devices.sh"
+NEURON_DEVICE_WAIT_SECONDS = 300
+NEURON_DEVICE_POLL_SECONDS = 5
 
 
-def neuron_ami(runtime: NeuronRuntime) -> ec2.IMachineImage:
-    """The ECS-optimized Neuron AMI, resolved at deploy time from its public SSM parameter.
+def await_neuron_devices(instance_size: InstanceSize) -> str:
+    """User data that joins the cluster only once every ``/dev/neuronN`` of ``instance_size`` exists.
 
-    ``libnrt`` uses Amazon Linux 2023. ``rtd`` stays on the Amazon Linux 2 ``inf`` AMI, the
-    last one whose Docker set-up still carries the Neuron OCI hook the 2020 layout relies on.
+    The script's comments stay in the repository: user data is limited to 16 KB.
     """
-    if runtime is NeuronRuntime.RTD:
-        return ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.NEURON)
+    body = [
+        line
+        for line in AWAIT_NEURON_DEVICES.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return "\n".join(
+        (
+            f"# {AWAIT_NEURON_DEVICES.name} (components/host/ in the CDK app)",
+            f"NEURON_DEVICE_COUNT={instance_size.chips}",
+            f"NEURON_DEVICE_WAIT_SECONDS={NEURON_DEVICE_WAIT_SECONDS}",
+            f"NEURON_DEVICE_POLL_SECONDS={NEURON_DEVICE_POLL_SECONDS}",
+            *body,
+        )
+    )
+
+
+@jsii.implements(ec2.IMachineImage)
+class FixedImage:
+    """One EC2 image ID in every region (``amiId``): no lookup, no mapping, the ID as given."""
+
+    def __init__(self, image_id: str) -> None:
+        self.image_id = image_id
+
+    def get_image(self, scope: Construct) -> ec2.MachineImageConfig:
+        return ec2.MachineImageConfig(
+            image_id=self.image_id,
+            os_type=ec2.OperatingSystemType.LINUX,
+            user_data=ec2.UserData.for_linux(),
+        )
+
+
+def neuron_ami(ami_id: str | None) -> ec2.IMachineImage:
+    """``ami_id`` if given, else the AL2023 ECS-optimized Neuron AMI, resolved at deploy time from its SSM parameter."""
+    if ami_id:
+        return FixedImage(ami_id)
     return ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.NEURON)
 
 
@@ -67,7 +84,7 @@ class InferentiaCapacity(Construct):
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
         instance_size: InstanceSize,
-        runtime: NeuronRuntime,
+        ami_id: str | None,
         spot: bool,
         min_instances: int,
         max_instances: int,
@@ -85,10 +102,11 @@ class InferentiaCapacity(Construct):
         )
         self._grant_ecs_agent(cluster)
         self.scaling_events = sns.Topic(self, "ScalingEvents", enforce_ssl=True)
+        self._let_alarms_publish(self.scaling_events)
 
         user_data = ec2.UserData.for_linux()
-        if instance_size.family is NeuronFamily.INF1 and runtime is NeuronRuntime.LIBNRT:
-            user_data.add_commands(INF1_DRIVER_PIN)
+        # Fail fast: a step that fails stops the script before the cluster's join line.
+        user_data.add_commands("set -euo pipefail", await_neuron_devices(instance_size))
         if spot:
             # The cluster writes this line only for launch-configuration spot (spotPrice), never
             # for a mixed-instances policy, so the agent would not drain tasks on a spot notice.
@@ -97,7 +115,7 @@ class InferentiaCapacity(Construct):
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            machine_image=neuron_ami(runtime),
+            machine_image=neuron_ami(ami_id),
             instance_type=ec2.InstanceType(instance_size.name),
             # The cluster would grant the agent a wildcard action plus ECR and CloudWatch Logs access
             # that tasks with an execution role never use; the role gets _grant_ecs_agent's instead.
@@ -154,6 +172,36 @@ class InferentiaCapacity(Construct):
             machine_image_type=ecs.MachineImageType.AMAZON_LINUX_2,
         )
         self._acknowledge_findings()
+
+    @staticmethod
+    def _let_alarms_publish(topic: sns.Topic) -> None:
+        """CloudWatch may publish this account's alarms to ``topic``.
+
+        ``enforce_ssl`` writes a topic policy, which replaces SNS's default one; CloudWatch publishes
+        alarm actions as a service principal, so without this statement no alarm is delivered ("is not
+        authorized to perform: SNS:Publish", aws-solutions/automated-security-response-on-aws#43,
+        fixed in #44 the same way). Auto Scaling's notifications use its service-linked role instead.
+        """
+        stack = Stack.of(topic)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
 
     def _grant_ecs_agent(self, cluster: ecs.ICluster) -> None:
         """What the ECS agent calls, and only for this cluster where IAM lets a policy say so."""

@@ -42,7 +42,7 @@ class InferenceService(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        cluster: ecs.ICluster,
+        cluster: ecs.Cluster,
         task_definition: ecs.TaskDefinition,
         capacity_provider_name: str,
         instance_type: str,
@@ -73,6 +73,12 @@ class InferenceService(Construct):
             ],
             health_check_grace_period=health_check_grace_period,
         )
+        # The strategy names the provider by a string, which gives CloudFormation no order against the
+        # cluster's capacity-provider association (added by an aspect under the cluster at synth). Without
+        # one, a delete removes the association while the service still uses the provider, and ECS
+        # refuses: "The specified capacity provider is in use" (DELETE_FAILED). Depending on the whole
+        # cluster construct covers the association wherever CDK puts it below the cluster.
+        self.service.node.add_dependency(cluster)
 
         # Several target-tracking policies: ECS scales out when any asks, in only when all agree.
         self.scaling = self.service.auto_scale_task_count(min_capacity=min_tasks, max_capacity=max_tasks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Annotations
@@ -10,6 +9,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from config.neuron_releases import NeuronPackage, NeuronReleaseSet
 from config.settings import NeuronRuntime
 
 # Resolved from this file, not the working directory, so synth works from anywhere.
@@ -20,20 +20,23 @@ AL2023_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
 AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
 
 
-@dataclass(frozen=True)
-class ServerPackage:
-    """A TF Serving for Neuron package, pinned to one version from the Neuron yum repository."""
-
-    name: str
-    version: str
+def version_build_arg(package: NeuronPackage) -> str:
+    """The Dockerfiles' build argument for a package's version: ``aws-neuronx-tools`` -> ``AWS_NEURONX_TOOLS_VERSION``."""
+    return package.name.upper().replace("-", "_") + "_VERSION"
 
 
-# Since Neuron 2.5 one package serves Inf1 and Inf2 alike (it carries libnrt); the model decides
-# the family: compile it with tensorflow-neuron for Inf1, tensorflow-neuronx for Inf2.
-# The version is the TF 2.10 server of Neuron 2.18.1's release content.
-LIBNRT_SERVER = ServerPackage("tensorflow-model-server-neuronx", "2.10.1.2.10.19.0")
-# The rtd layout needs a server built against runtime 1.x, which talks to neuron-rtd.
-RTD_SERVER = ServerPackage("tensorflow-model-server-neuron", "1.15.0.1.0.1572.0")
+def neuron_build_args(*, server: tuple[NeuronPackage, ...] = (), others: tuple[NeuronPackage, ...] = ()) -> dict[str, str]:
+    """Build arguments carrying the release table's versions into a Dockerfile.
+
+    The first ``server`` package is the model server, whose name differs between layouts
+    (``SERVER_PACKAGE``/``SERVER_VERSION``); every other package has its own version argument.
+    """
+    args: dict[str, str] = {}
+    if server:
+        args |= {"SERVER_PACKAGE": server[0].name, "SERVER_VERSION": server[0].version}
+    for package in (*server[1:], *others):
+        args[version_build_arg(package)] = package.version
+    return args
 
 
 def has_saved_model(model_dir: Path) -> bool:
@@ -55,6 +58,7 @@ class ModelServerImages(Construct):
         construct_id: str,
         *,
         runtime: NeuronRuntime,
+        releases: NeuronReleaseSet,
         model_name: str,
         grpc_port: int,
         rest_port: int,
@@ -63,7 +67,7 @@ class ModelServerImages(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        base_image, server = (AL2_BASE, RTD_SERVER) if runtime is NeuronRuntime.RTD else (AL2023_BASE, LIBNRT_SERVER)
+        base_image = AL2_BASE if runtime is NeuronRuntime.RTD else AL2023_BASE
 
         self.server_asset = ecr_assets.DockerImageAsset(
             self,
@@ -72,8 +76,7 @@ class ModelServerImages(Construct):
             platform=ecr_assets.Platform.LINUX_AMD64,
             build_args={
                 "BASE_IMAGE": base_image,
-                "SERVER_PACKAGE": server.name,
-                "SERVER_VERSION": server.version,
+                **neuron_build_args(server=releases.server),
                 "MODEL_NAME": model_name,
                 "GRPC_PORT": str(grpc_port),
                 "REST_PORT": str(rest_port),
@@ -86,6 +89,7 @@ class ModelServerImages(Construct):
             "SidecarImage",
             directory=str(DOCKER_DIR / sidecar_dir),
             platform=ecr_assets.Platform.LINUX_AMD64,
+            build_args=neuron_build_args(others=releases.monitor),
         )
         self.server_image = ecs.ContainerImage.from_docker_image_asset(self.server_asset)
         self.sidecar_image = ecs.ContainerImage.from_docker_image_asset(self.sidecar_asset)

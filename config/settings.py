@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from config.hardware import INSTANCE_SIZES, InstanceSize, NeuronFamily
+from config.neuron_releases import LIBNRT_RELEASES, RTD, NeuronReleaseSet
 
 ContextGetter = Callable[[str], object]
 
@@ -47,6 +48,8 @@ MAX_TASKS = 100
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _KEY_NAME = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _INTEGER = re.compile(r"[0-9]{1,9}")
+# EC2 image IDs: "ami-" and 8 hex digits (older images) or 17 (since 2016).
+_AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[A-Za-z0-9!_.'()/-]+?)/?")
 
@@ -74,6 +77,7 @@ DEFAULTS: Mapping[str, object] = {
     "batching": {},
     "modelS3Uri": "",
     "models": [],
+    "amiId": "",
 }
 MODEL_ENTRY_KEYS = ("name", "cores", "grpcPort", "restPort", "modelS3Uri")
 
@@ -162,6 +166,20 @@ class DeploymentSettings:
     batching: BatchingSettings | None
     model_s3: S3Location | None
     models: tuple[ModelSettings, ...]
+    ami_id: str | None
+    """An EC2 image to boot instead of the SSM-published ECS Neuron AMI (required by ``rtd``)."""
+
+    @property
+    def releases(self) -> NeuronReleaseSet:
+        """The Neuron packages every image of this layout and family installs."""
+        if self.neuron_runtime is NeuronRuntime.RTD:
+            return RTD
+        return LIBNRT_RELEASES[self.instance_size.family]
+
+    @property
+    def parked(self) -> bool:
+        """``desiredCount`` 0: every service holds no task, and the instances scale down to ``minInstances``."""
+        return self.desired_count == 0
 
     @property
     def tasks_per_instance(self) -> int:
@@ -265,13 +283,20 @@ def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings,
             f"must not exceed maxInstances x tasks per instance ({max_instances} x {tasks_per_instance}): "
             f"each task holds {held} NeuronCores of an {size.name}",
         )
-    min_tasks = _integer("minTasks", raw("minTasks"), low=1, high=MAX_TASKS)
+    min_tasks = _integer("minTasks", raw("minTasks"), low=0, high=MAX_TASKS)
     max_tasks = _integer("maxTasks", raw("maxTasks"), low=1, high=MAX_TASKS)
     if max_tasks > capacity:
         raise _fail("maxTasks", max_tasks, f"must not exceed maxInstances x tasks per instance ({capacity})")
     if not min_tasks <= desired_count <= max_tasks:
         raise _fail(
             "desiredCount", desired_count, f"must lie between minTasks ({min_tasks}) and maxTasks ({max_tasks})"
+        )
+    if min_tasks == 0 and desired_count > 0:
+        raise _fail(
+            "minTasks",
+            min_tasks,
+            "0 only parks the service, with desiredCount=0: a service at 0 tasks publishes no CPU or Neuron "
+            "metrics, so autoscaling could never bring it back",
         )
     return _Counts(min_instances, max_instances, desired_count, min_tasks, max_tasks)
 
@@ -294,6 +319,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
             "neuronRuntime", runtime.value, f"'rtd' (Neuron runtime 1.x) runs only on inf1 sizes, not {instance_type}"
         )
 
+    ami_id = _ami_id(raw("amiId"), runtime)
     cores_per_task = _cores_per_task(raw("coresPerTask"), size, runtime)
     model_s3 = _model_s3("modelS3Uri", raw("modelS3Uri"), runtime)
     model_name = _model_name("modelName", raw("modelName"))
@@ -364,7 +390,22 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         batching=_batching(raw("batching")),
         model_s3=model_s3,
         models=models,
+        ami_id=ami_id,
     )
+
+
+def _ami_id(value: object, runtime: NeuronRuntime) -> str | None:
+    text = _text("amiId", value)
+    if text and not _AMI_ID.fullmatch(text):
+        raise _fail("amiId", value, "expected an EC2 image ID: ami- and 8 or 17 lower-case hex digits, or empty")
+    if not text and runtime is NeuronRuntime.RTD:
+        raise _fail(
+            "neuronRuntime",
+            runtime.value,
+            "'rtd' needs amiId: no current ECS AMI runs neuron-rtd (the AL2 inf AMI pins driver 2.17, which "
+            "dropped runtime 1.x in Neuron 2.3); name an AMI with a runtime-1.x Neuron driver",
+        )
+    return text or None
 
 
 def _model_name(key: str, value: object) -> str:

@@ -36,7 +36,8 @@ CDK_JSON_CONTEXT: Mapping[str, Any] = json.loads((ROOT / "cdk.json").read_text()
 # Overrides are given as strings where `-c key=value` would give strings.
 VARIANTS: Mapping[str, Mapping[str, object]] = {
     "default": {},
-    "rtd": {"neuronRuntime": "rtd"},
+    # The walk-through's own AMI (us-east-1): no current ECS AMI runs neuron-rtd.
+    "rtd": {"neuronRuntime": "rtd", "amiId": "ami-04450f16e0cd20356"},
     "inf2": {"instanceType": "inf2.xlarge", "spot": "false"},
     "large": {
         "instanceType": "inf1.24xlarge",

@@ -1,0 +1,271 @@
+"""Instance user data, run against a simulated host: what a real boot would do with each variant's script.
+
+The script is taken from the synthesized launch template, its CloudFormation references filled in,
+and run with bash. Test doubles for the host's commands (dnf, yum, rpm, modprobe, aws, shutdown,
+systemctl, ...) come first on PATH and record every call; a temporary root stands in for
+``/etc/ecs`` and ``/dev``. The host starts as the AL2023 Neuron ECS AMI leaves it: the driver the AMI
+chose installed and versionlocked, the Neuron yum repository removed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from components.capacity import AWAIT_NEURON_DEVICES, NEURON_DEVICE_POLL_SECONDS, NEURON_DEVICE_WAIT_SECONDS
+from tests.conftest import VARIANTS, Synthesized
+
+SynthFn = Callable[[str], Synthesized]
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
+CLUSTER = "bert-cluster-test"
+
+# What the AMI leaves behind on an Inf1 host (amazon-ecs-ami neuron-inf1-downgrade.sh).
+AMI_DRIVER_VERSION = "2.21.37.0"
+DOUBLES = (
+    "dnf",
+    "yum",
+    "rpm",
+    "modprobe",
+    "rmmod",
+    "dkms",
+    "aws",
+    "shutdown",
+    "poweroff",
+    "reboot",
+    "systemctl",
+    "logger",
+    "sleep",
+    "curl",
+    "iptables",
+    "service",
+    "sudo",
+)
+# Calls that would change the host's Neuron driver or packages: the AMI owns them.
+MUTATIONS = re.compile(
+    r"^(?:(?:dnf|yum) (?:-\S+ )*(?:install|remove|erase|downgrade|upgrade|update|reinstall|swap|localinstall|"
+    r"versionlock (?:delete|clear))"
+    r"|rpm (?:-\S*[iUeF]\S*|--install|--upgrade|--erase|--freshen|--import)"
+    r"|modprobe -r|rmmod|dkms (?:install|remove|uninstall|build))\b"
+)
+
+DOUBLE = r"""#!/bin/bash
+# Test double: records the call, then answers as the AL2023 Neuron ECS AMI would.
+printf '%s\n' "$(basename "$0") $*" >> "$SIM_CALLS"
+case "$(basename "$0") $*" in
+  "rpm -q"*aws-neuronx-dkms*) echo "$SIM_DRIVER" ;;
+  "dnf versionlock list"*|"yum versionlock list"*) echo "aws-neuronx-dkms-0:$SIM_DRIVER-1.*" ;;
+  "sudo "*) exec "$@" ;;
+  "sleep "*)
+    polls=$(( $(grep -c '^sleep ' "$SIM_CALLS") ))
+    if [[ -n "${SIM_DEVICE_APPEARS_AFTER:-}" ]] && (( polls >= SIM_DEVICE_APPEARS_AFTER )); then
+      touch "$SIM_LATE_DEVICE"
+    fi
+    [[ -z "${SIM_SLEEP_FAILS:-}" ]] ;;
+esac
+"""
+
+
+@dataclass
+class Boot:
+    """What one simulated boot did."""
+
+    returncode: int
+    stderr: str
+    calls: list[str]
+    ecs_config: str
+
+    @property
+    def joined(self) -> bool:
+        return f"ECS_CLUSTER={CLUSTER}" in self.ecs_config
+
+    @property
+    def mutations(self) -> list[str]:
+        return [call for call in self.calls if MUTATIONS.match(call)]
+
+    @property
+    def powered_off(self) -> bool:
+        return any(call.split()[0] in {"shutdown", "poweroff"} for call in self.calls)
+
+    def seconds_slept(self) -> int:
+        return sum(int(call.split()[1]) for call in self.calls if call.startswith("sleep "))
+
+
+def rendered_user_data(synthesized: Synthesized) -> str:
+    """The launch template's user data with its references filled in as CloudFormation would."""
+    (template,) = synthesized.resources("AWS::EC2::LaunchTemplate").values()
+    parts = template["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    references = {"Cluster": CLUSTER}
+    rendered = []
+    for part in parts:
+        if isinstance(part, str):
+            rendered.append(part)
+        else:
+            (logical_id,) = [references[prefix] for prefix in references if part["Ref"].startswith(prefix)]
+            rendered.append(logical_id)
+    return "".join(rendered)
+
+
+def boot(
+    script: str,
+    root: Path,
+    *,
+    devices: int,
+    missing: tuple[int, ...] = (),
+    appears_after: int | None = None,
+    sleep_fails: bool = False,
+) -> Boot:
+    """Runs ``script`` as cloud-init would, on a host with ``devices`` Neuron devices minus ``missing``."""
+    bin_dir, dev, etc_ecs = root / "bin", root / "dev", root / "etc" / "ecs"
+    for directory in (bin_dir, dev, etc_ecs):
+        directory.mkdir(parents=True, exist_ok=True)
+    for name in DOUBLES:
+        (bin_dir / name).write_text(DOUBLE)
+        (bin_dir / name).chmod(0o755)
+    for index in range(devices):
+        if index not in missing:
+            (dev / f"neuron{index}").touch()
+    (etc_ecs / "ecs.config").touch()
+    calls = root / "calls.log"
+    calls.touch()
+    # The host's paths, moved under the temporary root.
+    on_host = script.replace("/etc/ecs/", f"{etc_ecs}/").replace("/dev/neuron", f"{dev}/neuron")
+    (root / "user-data.sh").write_text(on_host)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SIM_CALLS": str(calls),
+        "SIM_DRIVER": AMI_DRIVER_VERSION,
+        "SIM_LATE_DEVICE": str(dev / f"neuron{missing[0]}") if missing else "",
+        **({"SIM_DEVICE_APPEARS_AFTER": str(appears_after)} if appears_after is not None else {}),
+        **({"SIM_SLEEP_FAILS": "1"} if sleep_fails else {}),
+    }
+    result = subprocess.run(
+        ["bash", str(root / "user-data.sh")], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    return Boot(
+        returncode=result.returncode,
+        stderr=result.stderr,
+        calls=calls.read_text().splitlines(),
+        ecs_config=(etc_ecs / "ecs.config").read_text(),
+    )
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_with_every_device_present_the_instance_joins_and_leaves_the_amis_driver_alone(
+    synth: SynthFn, variant: str, tmp_path: Path
+) -> None:
+    synthesized = synth(variant)
+
+    result = boot(rendered_user_data(synthesized), tmp_path, devices=synthesized.settings.instance_size.chips)
+
+    assert result.returncode == 0, result.stderr
+    assert result.joined
+    assert result.mutations == []
+    assert not result.powered_off
+    assert result.seconds_slept() == 0
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_with_a_device_missing_the_instance_does_not_join_and_powers_itself_off(
+    synth: SynthFn, variant: str, tmp_path: Path
+) -> None:
+    synthesized = synth(variant)
+    chips = synthesized.settings.instance_size.chips
+    last = chips - 1  # the last device is the one a short count would miss
+
+    result = boot(rendered_user_data(synthesized), tmp_path, devices=chips, missing=(last,))
+
+    assert result.returncode != 0
+    assert not result.joined
+    assert result.powered_off
+    assert "systemctl mask --now --no-block ecs.service" in result.calls
+    assert f"/dev/neuron{last} " in result.stderr or f"/neuron{last} " in result.stderr
+    assert "not joining the ECS cluster" in result.stderr
+    assert any(call.startswith("logger ") and "not joining" in call for call in result.calls)
+    # it waited, and only as long as it says
+    assert result.seconds_slept() == NEURON_DEVICE_WAIT_SECONDS
+    assert result.mutations == []
+
+
+def test_a_device_that_appears_while_waiting_lets_the_instance_join(synth: SynthFn, tmp_path: Path) -> None:
+    synthesized = synth("large")
+
+    result = boot(rendered_user_data(synthesized), tmp_path, devices=16, missing=(9,), appears_after=3)
+
+    assert result.returncode == 0, result.stderr
+    assert result.joined
+    assert not result.powered_off
+    assert result.seconds_slept() == 3 * NEURON_DEVICE_POLL_SECONDS
+
+
+def test_the_script_fails_fast_a_failed_step_stops_it_before_the_join(synth: SynthFn, tmp_path: Path) -> None:
+    script = rendered_user_data(synth("default"))
+
+    result = boot(script, tmp_path, devices=1, missing=(0,), sleep_fails=True)
+
+    assert script.splitlines()[:2] == ["#!/bin/bash", "set -euo pipefail"]
+    assert result.returncode != 0
+    assert not result.joined
+    assert len([call for call in result.calls if call.startswith("sleep ")]) == 1
+
+
+def test_the_mutation_detector_catches_a_driver_swap(tmp_path: Path) -> None:
+    # The user data this project shipped before: it removed the AMI's driver and installed 2.24.
+    old = "\n".join(
+        [
+            "#!/bin/bash",
+            "if ! rpm -q --qf '%{VERSION}' aws-neuronx-dkms | grep -q '^2\\.24\\.'; then",
+            "  dnf remove -y aws-neuronx-dkms",
+            "  dnf install -y 'aws-neuronx-dkms-2.24.*'",
+            "  modprobe -r neuron || true",
+            "fi",
+            f"echo ECS_CLUSTER={CLUSTER} >> /etc/ecs/ecs.config",
+        ]
+    )
+
+    result = boot(old, tmp_path, devices=1)
+
+    assert result.mutations == ["dnf remove -y aws-neuronx-dkms", "dnf install -y aws-neuronx-dkms-2.24.*", "modprobe -r neuron"]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_shellcheck_passes_on_the_rendered_user_data(synth: SynthFn, variant: str) -> None:
+    result = subprocess.run(
+        [str(SHELLCHECK), "--shell=bash", "--format=json1", "-"],
+        input=rendered_user_data(synth(variant)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert json.loads(result.stdout)["comments"] == [], result.stdout
+
+
+def test_shellcheck_passes_on_every_shell_script_in_the_repository() -> None:
+    root = Path(__file__).resolve().parent.parent
+    scripts = sorted({AWAIT_NEURON_DEVICES, *root.glob("docker/*/*.sh"), root / ".ci" / "run"})
+
+    result = subprocess.run(
+        [str(SHELLCHECK), "--format=json1", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert len(scripts) >= 3
+    assert json.loads(result.stdout)["comments"] == [], result.stdout
+
+
+def test_the_wait_is_bounded_and_polls_often(synth: SynthFn) -> None:
+    script = rendered_user_data(synth("default"))
+
+    assert f"NEURON_DEVICE_WAIT_SECONDS={NEURON_DEVICE_WAIT_SECONDS}" in script
+    assert 0 < NEURON_DEVICE_POLL_SECONDS <= 10 < NEURON_DEVICE_WAIT_SECONDS <= 600
