@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
+
+from components.neuron_metrics import neuron_core_utilization
 
 # Inference load shows first on the NeuronCores; CPU (tokenising, gRPC, the runtime's host side)
 # backs it up and is the only signal in the rtd layout, which has no neuron-monitor.
@@ -51,7 +52,8 @@ class InferenceService(Construct):
         health_check_grace_period: Duration,
         min_tasks: int,
         max_tasks: int,
-        neuron_utilization: cloudwatch.IMetric | None,
+        parked: bool,
+        scale_on_neuron_cores: bool,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -60,7 +62,10 @@ class InferenceService(Construct):
             "Service",
             cluster=cluster,
             task_definition=task_definition,
-            desired_count=desired_count,
+            # No DesiredCount in the template: CloudFormation would send it on every update that touches
+            # the service and reset the count autoscaling chose (aws-cdk#13130, containers-roadmap#493).
+            # A new service starts at 1 and Application Auto Scaling moves it into [min, max] when the
+            # scalable target registers (RegisterScalableTarget API reference).
             capacity_provider_strategies=[
                 ecs.CapacityProviderStrategy(capacity_provider=capacity_provider_name, weight=1),
             ],
@@ -78,21 +83,31 @@ class InferenceService(Construct):
         # one, a delete removes the association while the service still uses the provider, and ECS
         # refuses: "The specified capacity provider is in use" (DELETE_FAILED). Depending on the whole
         # cluster construct covers the association wherever CDK puts it below the cluster.
-        self.service.node.add_dependency(cluster)
+        service_resource = self.service.node.default_child
+        assert isinstance(service_resource, CfnResource)
+        service_resource.node.add_dependency(cluster)
 
-        # Several target-tracking policies: ECS scales out when any asks, in only when all agree.
-        self.scaling = self.service.auto_scale_task_count(min_capacity=min_tasks, max_capacity=max_tasks)
+        # Parked (desiredCount 0): the range [0, 0] stops every task at once and keeps them stopped.
+        self.scaling = self.service.auto_scale_task_count(
+            min_capacity=0 if parked else min_tasks, max_capacity=0 if parked else max_tasks
+        )
+        # Several target-tracking policies: the service scales out when any asks, and in only when every
+        # policy whose scale-in is enabled agrees; a policy without data never agrees (Application Auto
+        # Scaling user guide, "Target tracking scaling policies"). CPU always has data while a task
+        # runs, so CPU alone decides scale-in; the NeuronCore policy, whose metric comes from a
+        # sidecar that may be silent, only scales out.
         self.scaling.scale_on_cpu_utilization(
             "CpuUtilization",
             target_utilization_percent=CPU_TARGET_PERCENT,
             scale_in_cooldown=SCALE_IN_COOLDOWN,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
-        if neuron_utilization is not None:
+        if scale_on_neuron_cores:
             self.scaling.scale_to_track_custom_metric(
                 "NeuronCoreUtilization",
-                metric=neuron_utilization,
+                metric=neuron_core_utilization(cluster.cluster_name, self.service.service_name),
                 target_value=NEURON_TARGET_PERCENT,
+                disable_scale_in=True,
                 scale_in_cooldown=SCALE_IN_COOLDOWN,
                 scale_out_cooldown=SCALE_OUT_COOLDOWN,
             )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from components.findings import acknowledge
+from components.neuron_metrics import METRICS_NAMESPACE
 from components.retention import retention
 from config.hardware import InstanceSize
 from config.settings import NeuronRuntime, S3Location
@@ -26,7 +26,6 @@ MONITOR_CONTAINER = "neuron-monitor"
 RTD_MEMORY_RESERVATION_MIB = 1000
 SERVER_MEMORY_RESERVATION_MIB = 2048
 MONITOR_MEMORY_RESERVATION_MIB = 128
-METRICS_NAMESPACE = "NeuronMonitor"
 # Host directory whose lock files hand out NeuronCore slots to the tasks of one instance.
 SLOT_VOLUME = "neuron-slots"
 SLOT_HOST_PATH = "/var/run/neuron-core-slots"
@@ -62,22 +61,6 @@ class CoreLayout(Protocol):
     def core_offset(self) -> int: ...
     @property
     def core_stride(self) -> int: ...
-
-
-def neuron_metric(cluster_name: str, name: str, statistic: str) -> cloudwatch.Metric:
-    """A cluster-wide metric the neuron-monitor sidecars publish (see docker/neuron-monitor/neuron_emf.py)."""
-    return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
-        metric_name=name,
-        dimensions_map={"ClusterName": cluster_name},
-        statistic=statistic,
-        period=Duration.minutes(1),
-    )
-
-
-def neuron_core_utilization(cluster_name: str) -> cloudwatch.Metric:
-    """Mean NeuronCore utilisation across the cluster."""
-    return neuron_metric(cluster_name, "NeuronCoreUtilizationAverage", "Average")
 
 
 def neuron_devices(instance_size: InstanceSize, *permissions: ecs.DevicePermission) -> list[ecs.Device]:
@@ -203,6 +186,9 @@ class InferenceTaskDefinition(Construct):
             essential=False,
             memory_reservation_mib=MONITOR_MEMORY_RESERVATION_MIB,
             command=["s3", "sync", "--only-show-errors", f"{location.uri}/", f"{MODEL_MOUNT}/"],
+            # A task has no instance metadata (IMDSv2, hop limit 1): the CLI takes its credentials from
+            # the task role endpoint, but its region only from the environment.
+            environment={"AWS_REGION": Stack.of(self).region},
             logging=self._logging(MODEL_SYNC_CONTAINER),
         )
         sync.add_mount_points(ecs.MountPoint(source_volume=MODEL_VOLUME, container_path=MODEL_MOUNT, read_only=False))
@@ -294,9 +280,6 @@ class InferenceTaskDefinition(Construct):
         )
         server.add_mount_points(ecs.MountPoint(source_volume=SLOT_VOLUME, container_path=SLOT_MOUNT, read_only=False))
 
-        # Reads the devices' counters only; the NeuronCores stay the server's.
-        monitor_linux = ecs.LinuxParameters(self, "MonitorLinuxParameters")
-        monitor_linux.add_devices(*neuron_devices(instance_size, ecs.DevicePermission.READ))
         self.task_definition.add_container(
             "NeuronMonitor",
             container_name=MONITOR_CONTAINER,
@@ -306,7 +289,11 @@ class InferenceTaskDefinition(Construct):
             enable_restart_policy=True,
             memory_reservation_mib=MONITOR_MEMORY_RESERVATION_MIB,
             environment={"METRICS_NAMESPACE": METRICS_NAMESPACE, "CLUSTER_NAME": cluster_name},
-            linux_parameters=monitor_linux,
+            # Neuron's own deployment of neuron-monitor runs it privileged (aws-neuron-sdk
+            # src/k8/k8s-neuron-monitor-daemonset.yml) and documents no smaller set; it reads every
+            # device's counters and the runtimes in the task's PID namespace. It holds no secret, opens
+            # no port, and the task role grants it nothing.
+            privileged=True,
             logging=self._logging(MONITOR_CONTAINER),
         )
 

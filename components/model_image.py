@@ -21,11 +21,13 @@ AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
 
 
 def version_build_arg(package: NeuronPackage) -> str:
-    """The Dockerfiles' build argument for a package's version: ``aws-neuronx-tools`` -> ``AWS_NEURONX_TOOLS_VERSION``."""
+    """The Dockerfiles' build argument for a package's version, e.g. ``AWS_NEURONX_TOOLS_VERSION``."""
     return package.name.upper().replace("-", "_") + "_VERSION"
 
 
-def neuron_build_args(*, server: tuple[NeuronPackage, ...] = (), others: tuple[NeuronPackage, ...] = ()) -> dict[str, str]:
+def neuron_build_args(
+    *, server: tuple[NeuronPackage, ...] = (), others: tuple[NeuronPackage, ...] = ()
+) -> dict[str, str]:
     """Build arguments carrying the release table's versions into a Dockerfile.
 
     The first ``server`` package is the model server, whose name differs between layouts

@@ -10,7 +10,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from components.inference_task import neuron_core_utilization, neuron_metric
+from components.neuron_metrics import neuron_core_utilization, neuron_metric
 
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 PERIOD = Duration.minutes(1)
@@ -71,15 +71,16 @@ class ServiceObservability(Construct):
                 evaluation_periods=3,
                 description=f"A model-server {protocol} target failed its health check for 3 minutes",
             )
-        self._alarm(
-            "TooFewTasks",
-            running,
-            threshold=min_tasks,
-            evaluation_periods=5,
-            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            description=f"Fewer than minTasks ({min_tasks}) model-server tasks running for 5 minutes",
-            missing=cloudwatch.TreatMissingData.BREACHING,
-        )
+        if min_tasks > 0:  # parked (minTasks 0): no task is expected, so none is missing
+            self._alarm(
+                "TooFewTasks",
+                running,
+                threshold=min_tasks,
+                evaluation_periods=5,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                description=f"Fewer than minTasks ({min_tasks}) model-server tasks running for 5 minutes",
+                missing=cloudwatch.TreatMissingData.BREACHING,
+            )
         self._alarm(
             "TargetResets",
             resets,
@@ -123,15 +124,15 @@ class ServiceObservability(Construct):
             ),
         ]
         if neuron_metrics:
-            widgets += self._neuron_widgets(cluster_name)
+            widgets += self._neuron_widgets(cluster_name, service.service_name)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", widgets=[widgets])
         notify = actions.SnsAction(notifications)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)
 
-    def _neuron_widgets(self, cluster_name: str) -> list[cloudwatch.IWidget]:
-        errors = neuron_metric(cluster_name, "ExecutionErrors", "Sum")
+    def _neuron_widgets(self, cluster_name: str, service_name: str) -> list[cloudwatch.IWidget]:
+        errors = neuron_metric(cluster_name, service_name, "ExecutionErrors", "Sum")
         self._alarm(
             "NeuronExecutionErrors",
             errors,
@@ -142,20 +143,20 @@ class ServiceObservability(Construct):
         return [
             cloudwatch.GraphWidget(
                 title="NeuronCore utilisation (%)",
-                left=[neuron_core_utilization(cluster_name)],
+                left=[neuron_core_utilization(cluster_name, service_name)],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Neuron execution latency (ms)",
                 left=[
-                    neuron_metric(cluster_name, "ExecutionLatencyP50", "Average"),
-                    neuron_metric(cluster_name, "ExecutionLatencyP99", "Maximum"),
+                    neuron_metric(cluster_name, service_name, "ExecutionLatencyP50", "Average"),
+                    neuron_metric(cluster_name, service_name, "ExecutionLatencyP99", "Maximum"),
                 ],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Neuron executions and errors",
-                left=[neuron_metric(cluster_name, "ExecutionsCompleted", "Sum")],
+                left=[neuron_metric(cluster_name, service_name, "ExecutionsCompleted", "Sum")],
                 right=[errors],
                 width=WIDTH,
             ),

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from components.capacity import InferentiaCapacity
 from components.inference_service import InferenceService
-from components.inference_task import HEALTH_CHECK_START_PERIOD, InferenceTaskDefinition, neuron_core_utilization
+from components.inference_task import HEALTH_CHECK_START_PERIOD, InferenceTaskDefinition
 from components.load_balancer import InferenceLoadBalancer
 from components.model_image import ModelServerImages
 from components.network import ServingNetwork
@@ -126,7 +126,8 @@ class BertInferenceStack(Stack):
                 health_check_grace_period=HEALTH_CHECK_START_PERIOD,
                 min_tasks=settings.min_tasks,
                 max_tasks=settings.max_tasks,
-                neuron_utilization=None if static_ports else neuron_core_utilization(cluster.cluster_name),
+                parked=settings.parked,
+                scale_on_neuron_cores=not static_ports,
             )
             target_groups = endpoint.serve(
                 service.service,

@@ -51,6 +51,8 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "grpcPort": "9000",
         "restPort": "9001",
     },
+    # Parked: no task runs, the group empties to minInstances; only the NAT gateway and NLB cost.
+    "parked": {"minTasks": "0", "desiredCount": "0"},
     # Several tasks per instance, each on 4 of the 24 NeuronCores, behind an internet-facing NLB.
     "split": {
         "instanceType": "inf2.48xlarge",

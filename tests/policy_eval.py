@@ -16,7 +16,12 @@ from typing import Any
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
 PARTITION = "aws"
-PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION, "AWS::URLSuffix": "amazonaws.com"}
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::Partition": PARTITION,
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
 def topic_arn(logical_id: str) -> str:
@@ -35,17 +40,19 @@ def resolve(value: Any, template: Mapping[str, Any]) -> Any:
     if not isinstance(value, dict):
         return value
     if set(value) == {"Ref"}:
-        name = value["Ref"]
-        if name in PSEUDO:
-            return PSEUDO[name]
-        resource = template["Resources"][name]
-        if resource["Type"] == "AWS::SNS::Topic":
-            return topic_arn(name)
-        return name
+        return _reference(value["Ref"], template)
     if set(value) == {"Fn::Join"}:
         separator, parts = value["Fn::Join"]
         return separator.join(str(resolve(part, template)) for part in parts)
     return {key: resolve(inner, template) for key, inner in value.items()}
+
+
+def _reference(name: str, template: Mapping[str, Any]) -> str:
+    if name in PSEUDO:
+        return PSEUDO[name]
+    if template["Resources"][name]["Type"] == "AWS::SNS::Topic":
+        return topic_arn(name)
+    return name
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def alarm_topics(template: dict[str, Any]) -> Iterator[tuple[str, str]]:
         for key in ALARM_ACTIONS:
             for action in resource["Properties"].get(key, []):
                 target = action.get("Ref") if isinstance(action, dict) else None
-                if target in resources and resources[target]["Type"] == "AWS::SNS::Topic":
+                if isinstance(target, str) and resources.get(target, {}).get("Type") == "AWS::SNS::Topic":
                     yield logical_id, target
 
 

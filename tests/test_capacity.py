@@ -15,9 +15,7 @@ from tests.conftest import Synthesized
 SynthFn = Callable[[str], Synthesized]
 
 AL2023_NEURON_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
-AL2_INF_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/inf/recommended/image_id"
 SPOT_DRAINING = "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true"
-DRIVER_PIN = "aws-neuronx-dkms-2.24.*"
 
 
 def launch_data(synthesized: Synthesized) -> dict[str, Any]:
@@ -51,19 +49,22 @@ def test_instances_use_a_hardened_launch_template_never_a_launch_configuration(s
     ]
 
 
-@pytest.mark.parametrize(
-    ("variant", "parameter"),
-    [("default", AL2023_NEURON_AMI), ("inf2", AL2023_NEURON_AMI), ("rtd", AL2_INF_AMI)],
-)
-def test_ami_comes_from_the_neuron_ecs_ssm_parameter_without_a_lookup(
-    synth: SynthFn, variant: str, parameter: str
-) -> None:
+@pytest.mark.parametrize("variant", ["default", "inf2", "large", "split", "multi"])
+def test_ami_comes_from_the_al2023_neuron_ecs_ssm_parameter_without_a_lookup(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
 
-    assert ami_parameter(synthesized) == parameter
+    assert ami_parameter(synthesized) == AL2023_NEURON_AMI
     # A context lookup would show up as "missing" context and need an AWS account to resolve.
     manifest = json.loads((Path(synthesized.assembly.directory) / "manifest.json").read_text())
     assert "missing" not in manifest
+
+
+def test_ami_id_boots_the_named_image_in_every_region_without_a_lookup(synth: SynthFn) -> None:
+    synthesized = synth("rtd")
+
+    assert launch_data(synthesized)["ImageId"] == "ami-04450f16e0cd20356"
+    assert "Mappings" not in synthesized.json
+    assert not [name for name in synthesized.json.get("Parameters", {}) if "SsmParameterValue" in name]
 
 
 def test_user_data_joins_the_cluster_and_drains_on_spot_notices(synth: SynthFn) -> None:
@@ -77,10 +78,14 @@ def test_on_demand_capacity_does_not_enable_spot_draining(synth: SynthFn) -> Non
     assert SPOT_DRAINING not in user_data(synth("inf2"))
 
 
-@pytest.mark.parametrize(("variant", "pinned"), [("default", True), ("large", True), ("inf2", False), ("rtd", False)])
-def test_inf1_hosts_pin_the_last_neuron_driver_that_supports_them(synth: SynthFn, variant: str, pinned: bool) -> None:
-    # Inf1 on the AL2023 AMI needs the 2.24 driver line; Inf2 must keep the newest; rtd keeps its AMI's.
-    assert (DRIVER_PIN in user_data(synth(variant))) is pinned
+@pytest.mark.parametrize("variant", ["default", "large", "inf2", "split"])
+def test_user_data_waits_for_the_sizes_devices_before_the_join_line(synth: SynthFn, variant: str) -> None:
+    # The AMI owns the driver (tests/test_host_user_data.py runs the script on a simulated host).
+    synthesized = synth(variant)
+    script = user_data(synthesized)
+
+    assert f"NEURON_DEVICE_COUNT={synthesized.settings.instance_size.chips}\n" in script
+    assert script.index("NEURON_DEVICE_COUNT") < script.index("ECS_CLUSTER=")
 
 
 @pytest.mark.parametrize(("variant", "on_demand_percent"), [("default", 0), ("inf2", 100)])

@@ -231,7 +231,11 @@ def test_the_mutation_detector_catches_a_driver_swap(tmp_path: Path) -> None:
 
     result = boot(old, tmp_path, devices=1)
 
-    assert result.mutations == ["dnf remove -y aws-neuronx-dkms", "dnf install -y aws-neuronx-dkms-2.24.*", "modprobe -r neuron"]
+    assert result.mutations == [
+        "dnf remove -y aws-neuronx-dkms",
+        "dnf install -y aws-neuronx-dkms-2.24.*",
+        "modprobe -r neuron",
+    ]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -12,6 +12,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from components.model_image import DOCKER_DIR, ModelServerImages, has_saved_model
+from config.neuron_releases import INF1
 from config.settings import NeuronRuntime
 from tests.conftest import Synthesized
 
@@ -31,15 +32,15 @@ def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("variant", "base", "package"),
+    ("variant", "base", "package", "runtime_lib"),
     [
-        ("default", "amazonlinux:2023", ("tensorflow-model-server-neuronx", "2.10.1.2.10.19.0")),
-        ("inf2", "amazonlinux:2023", ("tensorflow-model-server-neuronx", "2.10.1.2.10.19.0")),
-        ("rtd", "amazonlinux:2", ("tensorflow-model-server-neuron", "1.15.0.1.0.1572.0")),
+        ("default", "amazonlinux:2023", ("tensorflow-model-server-neuronx", "2.10.1.2.12.2.0"), None),
+        ("inf2", "amazonlinux:2023", ("tensorflow-model-server-neuronx", "2.10.1.2.12.2.0"), "2.33.10.0"),
+        ("rtd", "amazonlinux:2", ("tensorflow-model-server-neuron", "1.15.0.1.0.1572.0"), None),
     ],
 )
-def test_server_image_is_built_for_the_layout_with_a_pinned_package(
-    synth: SynthFn, variant: str, base: str, package: tuple[str, str]
+def test_server_image_is_built_for_the_layout_with_pinned_packages(
+    synth: SynthFn, variant: str, base: str, package: tuple[str, str], runtime_lib: str | None
 ) -> None:
     servers = [image for image in docker_images(synth(variant)) if "serve.sh" in image["files"]]
 
@@ -48,6 +49,8 @@ def test_server_image_is_built_for_the_layout_with_a_pinned_package(
     args = server["dockerBuildArgs"]
     assert args["BASE_IMAGE"] == f"public.ecr.aws/amazonlinux/{base}"
     assert (args["SERVER_PACKAGE"], args["SERVER_VERSION"]) == package
+    # Inf2's server loads the runtime library of a release the AMI's driver accepts; Inf1's is inside it
+    assert args.get("AWS_NEURONX_RUNTIME_LIB_VERSION") == runtime_lib
     assert server["platform"] == "linux/amd64"
 
 
@@ -118,6 +121,7 @@ def test_synth_warns_only_when_no_model_is_supplied(tmp_path: Path) -> None:
             stacks[name],
             "Images",
             runtime=NeuronRuntime.LIBNRT,
+            releases=INF1,
             model_name="bert",
             grpc_port=8500,
             rest_port=8501,

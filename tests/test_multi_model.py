@@ -65,7 +65,10 @@ def test_bad_model_lists_name_the_entry_and_field(models: object, key: str, allo
 @pytest.mark.parametrize(
     ("overrides", "allowed"),
     [
-        ({"neuronRuntime": "rtd", "instanceType": "inf1.xlarge"}, "rtd layout serves one model"),
+        (
+            {"neuronRuntime": "rtd", "instanceType": "inf1.xlarge", "amiId": "ami-04450f16e0cd20356"},
+            "rtd layout serves one model",
+        ),
         ({"coresPerTask": 2}, "replaces coresPerTask and modelS3Uri"),
         ({"modelS3Uri": "s3://models-1/x"}, "replaces coresPerTask and modelS3Uri"),
     ],

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from components.inference_service import one_at_a_time_min_healthy_percent
-from tests.conftest import Synthesized
+from tests.conftest import VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 
@@ -26,14 +28,13 @@ def test_rounded_up_minimum_always_frees_exactly_one_instance(desired: int) -> N
     assert kept == desired - 1
 
 
-@pytest.mark.parametrize(("variant", "desired", "minimum"), [("default", 1, 0), ("large", 3, 66)])
-def test_service_runs_desired_tasks_on_the_capacity_provider(
-    synth: SynthFn, variant: str, desired: int, minimum: int
+@pytest.mark.parametrize(("variant", "minimum"), [("default", 0), ("large", 66)])
+def test_service_runs_on_the_capacity_provider_rolled_one_task_at_a_time(
+    synth: SynthFn, variant: str, minimum: int
 ) -> None:
     synthesized = synth(variant)
     service = synthesized.only("AWS::ECS::Service")
 
-    assert service["DesiredCount"] == desired
     (strategy,) = service["CapacityProviderStrategy"]
     assert strategy["CapacityProvider"]["Ref"] in synthesized.resources("AWS::ECS::CapacityProvider")
     assert "LaunchType" not in service
@@ -96,7 +97,7 @@ def scaling_policies(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize(("variant", "bounds"), [("default", (1, 2)), ("split", (2, 6))])
+@pytest.mark.parametrize(("variant", "bounds"), [("default", (1, 2)), ("split", (2, 6)), ("parked", (0, 0))])
 def test_service_scales_between_min_and_max_tasks(synth: SynthFn, variant: str, bounds: tuple[int, int]) -> None:
     target = synth(variant).only("AWS::ApplicationAutoScaling::ScalableTarget")
 
@@ -116,7 +117,10 @@ def test_libnrt_scales_on_neuroncore_utilisation_and_cpu(synth: SynthFn) -> None
         "NeuronCoreUtilizationAverage",
         "Average",
     )
-    assert metric["Dimensions"] == [{"Name": "ClusterName", "Value": {"Ref": "ClusterEB0386A7"}}]
+    assert metric["Dimensions"] == [
+        {"Name": "ClusterName", "Value": {"Ref": "ClusterEB0386A7"}},
+        {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["InferenceServiceE8D5C064", "Name"]}},
+    ]
     assert cpu["TargetValue"] == 60
     assert cpu["PredefinedMetricSpecification"] == {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}
     # scale out within a minute, in only after five: reloading a model onto NeuronCores is slow
@@ -126,3 +130,66 @@ def test_libnrt_scales_on_neuroncore_utilisation_and_cpu(synth: SynthFn) -> None
 def test_rtd_has_no_neuron_monitor_so_scales_on_cpu_alone(synth: SynthFn) -> None:
     assert [name for name in scaling_policies(synth("rtd")) if "Neuron" in name] == []
     assert len(scaling_policies(synth("rtd"))) == 1
+
+
+def test_no_autoscaled_service_sets_a_desired_count(synth: SynthFn) -> None:
+    # CloudFormation would send DesiredCount on every update that touches the service, resetting the
+    # count autoscaling chose. Every service here is autoscaled, in every variant.
+    for variant in VARIANTS:
+        synthesized = synth(variant)
+        targets = synthesized.resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
+        scaled = {json.dumps(target["Properties"]["ResourceId"]) for target in targets}
+        for logical_id, service in synthesized.resources("AWS::ECS::Service").items():
+            assert logical_id in "".join(scaled), (variant, logical_id)
+            assert "DesiredCount" not in service["Properties"], (variant, logical_id)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A target-tracking policy as Application Auto Scaling evaluates it."""
+
+    name: str
+    target: float
+    scale_in: bool
+
+
+def decide(policies: list[Policy], metrics: dict[str, float | None]) -> str:
+    """What Application Auto Scaling does: out if any policy asks; in only if every policy with
+    scale-in enabled asks; a policy whose metric has insufficient data asks for nothing."""
+    readings = [(policy, metrics[policy.name]) for policy in policies]
+    if any(value is not None and value > policy.target for policy, value in readings):
+        return "out"
+    voters = [(policy, value) for policy, value in readings if policy.scale_in]
+    # target tracking scales in once the metric sits clearly below the target
+    if voters and all(value is not None and value < 0.9 * policy.target for policy, value in voters):
+        return "in"
+    return "hold"
+
+
+def policies_of(synthesized: Synthesized) -> list[Policy]:
+    return [
+        Policy(
+            name="neuron" if "CustomizedMetricSpecification" in config else "cpu",
+            target=float(config["TargetValue"]),
+            scale_in=not config.get("DisableScaleIn", False),
+        )
+        for config in scaling_policies(synthesized).values()
+    ]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_an_idle_service_scales_in_even_when_the_neuron_metric_is_missing(synth: SynthFn, variant: str) -> None:
+    policies = policies_of(synth(variant))
+
+    assert decide(policies, {"cpu": 5.0, "neuron": None}) == "in"
+    assert decide(policies, {"cpu": 5.0, "neuron": 3.0}) == "in"
+    assert decide(policies, {"cpu": 95.0, "neuron": None}) == "out"
+    if any(policy.name == "neuron" for policy in policies):
+        assert decide(policies, {"cpu": 5.0, "neuron": 95.0}) == "out"
+
+
+def test_the_simulation_blocks_scale_in_when_a_silent_policy_may_vote() -> None:
+    # What the template had before: both policies with scale-in enabled.
+    policies = [Policy("cpu", 60, scale_in=True), Policy("neuron", 70, scale_in=True)]
+
+    assert decide(policies, {"cpu": 5.0, "neuron": None}) == "hold"

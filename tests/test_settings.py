@@ -22,6 +22,9 @@ from config.settings import (
 )
 from tests.conftest import CDK_JSON_CONTEXT, ROOT
 
+# The walk-through's AMI; rtd needs one named (no current ECS AMI runs neuron-rtd).
+RTD_AMI = "ami-04450f16e0cd20356"
+
 
 def settings_with(**overrides: object) -> DeploymentSettings:
     return load_settings({**CDK_JSON_CONTEXT, **overrides}.get)
@@ -126,7 +129,13 @@ BAD_VALUES = [
     ("stackName", "my_stack", "letters, digits or '-'"),
     ("coresPerTask", "-1", "whole number"),
     ("publicEndpoint", "maybe", "true or false"),
-    ("minTasks", "0", "whole number from 1"),
+    ("minTasks", "-1", "whole number from 0"),
+    ("minTasks", "0", "0 only parks the service, with desiredCount=0"),
+    ("amiId", "ami-123", "ami- and 8 or 17 lower-case hex digits"),
+    ("amiId", "AMI-0123abcd", "ami- and 8 or 17 lower-case hex digits"),
+    ("amiId", "ami-0123456789abcdef", "ami- and 8 or 17 lower-case hex digits"),
+    ("amiId", 42, "expected a string"),
+    ("neuronRuntime", "rtd", "'rtd' needs amiId: no current ECS AMI runs neuron-rtd"),
     ("maxTasks", "3", "must not exceed maxInstances x tasks per instance (2)"),
     ("batching", "yes", "expected {} to turn batching off"),
     ("batching", {"maxBatch": 4}, "maxBatchSize, batchTimeoutMicros"),
@@ -161,7 +170,8 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
         ),
         ({"coresPerTask": 3, "instanceType": "inf1.6xlarge"}, "coresPerTask", "one of 1, 2, 4, 8, 16 on inf1.6xlarge"),
         ({"coresPerTask": 8, "instanceType": "inf1.xlarge"}, "coresPerTask", "from 0 to 4"),
-        ({"coresPerTask": 2, "neuronRuntime": "rtd"}, "coresPerTask", "one task per instance"),
+        ({"coresPerTask": 2, "neuronRuntime": "rtd", "amiId": RTD_AMI}, "coresPerTask", "one task per instance"),
+        ({"minTasks": 0, "desiredCount": 1}, "minTasks", "autoscaling could never bring it back"),
         ({"desiredCount": 2, "maxTasks": 1}, "desiredCount", "between minTasks (1) and maxTasks (1)"),
         ({"desiredCount": 0}, "desiredCount", "between minTasks (1) and maxTasks (2)"),
         ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize", "from 1 to 1024"),
@@ -211,7 +221,22 @@ def test_batching_is_off_by_default_and_renders_tf_servings_parameters_file() ->
 
 
 def test_rtd_always_takes_the_whole_instance() -> None:
-    assert settings_with(neuronRuntime="rtd", instanceType="inf1.6xlarge").tasks_per_instance == 1
+    assert settings_with(neuronRuntime="rtd", instanceType="inf1.6xlarge", amiId=RTD_AMI).tasks_per_instance == 1
+
+
+@pytest.mark.parametrize("ami", ["ami-0123abcd", "ami-04450f16e0cd20356"])
+def test_ami_id_takes_both_image_id_lengths_in_either_layout(ami: str) -> None:
+    assert settings_with(amiId=ami).ami_id == ami
+    assert settings_with(amiId=ami, neuronRuntime="rtd").ami_id == ami
+    assert settings_with().ami_id is None
+
+
+def test_parking_is_min_tasks_and_desired_count_zero() -> None:
+    parked = settings_with(minTasks=0, desiredCount="0")
+
+    assert parked.parked
+    assert (parked.min_tasks, parked.desired_count, parked.max_tasks) == (0, 0, 2)
+    assert not settings_with().parked
 
 
 def test_every_retention_period_is_one_cdk_can_express() -> None:

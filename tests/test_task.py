@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import Synthesized
+from tests.conftest import VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 
@@ -17,7 +18,7 @@ def containers(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {container["Name"]: container for container in definitions}
 
 
-def environment(container: dict[str, Any]) -> dict[str, str]:
+def environment(container: dict[str, Any]) -> dict[str, Any]:
     return {variable["Name"]: variable["Value"] for variable in container.get("Environment", [])}
 
 
@@ -108,8 +109,11 @@ def test_libnrt_task_has_two_containers_with_a_non_essential_monitor(synth: Synt
     monitor = task["neuron-monitor"]
     assert monitor["Essential"] is False
     assert monitor["RestartPolicy"] == {"Enabled": True}
-    assert devices(monitor) == [("/dev/neuron0", "/dev/neuron0", ["read"])]
+    # as Neuron's own neuron-monitor deployment runs it (k8s-neuron-monitor-daemonset.yml)
+    assert monitor["Privileged"] is True
+    assert "PortMappings" not in monitor
     assert environment(monitor)["METRICS_NAMESPACE"] == "NeuronMonitor"
+    assert environment(monitor)["CLUSTER_NAME"] == {"Ref": "ClusterEB0386A7"}
     assert synthesized.only("AWS::ECS::TaskDefinition")["PidMode"] == "task"
 
 
@@ -240,3 +244,18 @@ def test_model_from_s3_grants_read_on_its_prefix_only(synth: SynthFn) -> None:
 
 def test_model_in_the_image_needs_no_sync_and_no_grant(synth: SynthFn) -> None:
     assert "model-sync" not in containers(synth("default"))
+
+
+def test_every_container_that_calls_aws_knows_its_region(synth: SynthFn) -> None:
+    # Tasks have no instance metadata (IMDSv2, hop limit 1): the AWS CLI takes credentials from the
+    # task role endpoint but finds no region unless the environment names one.
+    callers = []
+    for variant in VARIANTS:
+        for task in synth(variant).resources("AWS::ECS::TaskDefinition").values():
+            for container in task["Properties"]["ContainerDefinitions"]:
+                image = json.dumps(container["Image"])
+                if "aws-cli" in image or container.get("EntryPoint", [""])[0] == "aws":
+                    callers.append((variant, container["Name"]))
+                    assert environment(container).get("AWS_REGION") == {"Ref": "AWS::Region"}, callers[-1]
+
+    assert ("split", "model-sync") in callers

@@ -3,6 +3,13 @@
 CloudWatch Logs extracts metrics from Embedded Metric Format log events, so a container whose
 stdout goes to the awslogs driver publishes metrics without calling CloudWatch itself.
 Standard library only: it runs in the sidecar image with the system python3.
+
+Identity comes from the ECS task metadata endpoint (v4), not from neuron-monitor's
+``instance_info``: that needs instance metadata, which IMDSv2 with a hop limit of 1 keeps from
+bridge-mode containers, so it arrives empty or with an ``error``. A dimension whose value is not
+known is left out, never sent empty.
+
+    env: CLUSTER_NAME (required), METRICS_NAMESPACE, ECS_CONTAINER_METADATA_URI_V4 (set by the ECS agent)
 """
 
 from __future__ import annotations
@@ -11,11 +18,42 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 NAMESPACE = os.environ.get("METRICS_NAMESPACE", "NeuronMonitor")
-CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "unknown")
+METADATA_TIMEOUT_SECONDS = 2.0
+METADATA_ATTEMPTS = 3
+
+
+def task_identity(metadata_uri: str | None, *, attempts: int = METADATA_ATTEMPTS, pause: float = 1.0) -> dict[str, str]:
+    """``ServiceName`` and ``TaskId`` of this task from ``${ECS_CONTAINER_METADATA_URI_V4}/task``; only those known.
+
+    The response carries ``TaskARN`` (``.../task/<cluster>/<task id>``) and, for a service's task,
+    ``ServiceName`` (amazon-ecs-agent ecs-agent/tmds/handlers/v2 and v4 response.go).
+    """
+    if not metadata_uri:
+        return {}
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(f"{metadata_uri}/task", timeout=METADATA_TIMEOUT_SECONDS) as response:
+                task = json.load(response)
+            break
+        except (OSError, ValueError) as error:
+            print(f"neuron_emf: task metadata unavailable ({error})", file=sys.stderr)
+            if attempt + 1 < attempts:
+                time.sleep(pause)
+    else:
+        return {}
+    identity = {}
+    if isinstance(task, dict):
+        task_arn, service = task.get("TaskARN"), task.get("ServiceName")
+        if isinstance(task_arn, str) and task_arn.rsplit("/", 1)[-1].strip():
+            identity["TaskId"] = task_arn.rsplit("/", 1)[-1].strip()
+        if isinstance(service, str) and service.strip():
+            identity["ServiceName"] = service.strip()
+    return identity
 
 
 def _emf(
@@ -46,10 +84,17 @@ def _add(totals: dict[str, tuple[float, str]], name: str, amount: float, unit: s
     totals[name] = (totals.get(name, (0.0, unit))[0] + amount, unit)
 
 
-def metric_documents(report: dict[str, Any], *, now_ms: int) -> Iterator[dict[str, Any]]:
-    """The EMF documents for one neuron-monitor report: one per NeuronCore, one per instance."""
-    instance_id = str(report.get("instance_info", {}).get("instance_id", "unknown"))
-    base = {"ClusterName": CLUSTER_NAME, "InstanceId": instance_id}
+def metric_documents(
+    report: dict[str, Any], *, cluster_name: str, identity: Mapping[str, str], now_ms: int
+) -> Iterator[dict[str, Any]]:
+    """The EMF documents for one neuron-monitor report: one per NeuronCore, one for the task.
+
+    Totals go to the cluster, and to the service when the task metadata named it: the service's
+    figure is what its autoscaling tracks. Per-core figures carry every identity dimension known.
+    """
+    base = {"ClusterName": cluster_name, **{key: value for key, value in identity.items() if value.strip()}}
+    task_dimensions = list(base)
+    summary_dimensions = [["ClusterName"]] + ([["ClusterName", "ServiceName"]] if "ServiceName" in base else [])
     utilisations: list[float] = []
     totals: dict[str, tuple[float, str]] = {}
 
@@ -58,14 +103,14 @@ def metric_documents(report: dict[str, Any], *, now_ms: int) -> Iterator[dict[st
         cores = (runtime_report.get("neuroncore_counters") or {}).get("neuroncores_in_use") or {}
         for core, counters in sorted(cores.items()):
             utilisation = _number((counters or {}).get("neuroncore_utilization"))
-            if utilisation is None:
+            if utilisation is None or not str(core).strip():
                 continue
             utilisations.append(utilisation)
             yield _emf(
                 now_ms,
-                [["ClusterName", "InstanceId", "NeuronCore"]],
+                [[*task_dimensions, "NeuronCore"]],
                 {"NeuronCoreUtilization": (utilisation, "Percent")},
-                {**base, "NeuronCore": str(core)},
+                {**base, "NeuronCore": str(core).strip()},
             )
 
         used = (runtime_report.get("memory_used") or {}).get("neuron_runtime_used_bytes") or {}
@@ -94,10 +139,17 @@ def metric_documents(report: dict[str, Any], *, now_ms: int) -> Iterator[dict[st
     if utilisations:
         totals["NeuronCoreUtilizationAverage"] = (sum(utilisations) / len(utilisations), "Percent")
     if totals:
-        yield _emf(now_ms, [["ClusterName"], ["ClusterName", "InstanceId"]], totals, base)
+        yield _emf(now_ms, summary_dimensions, totals, base)
 
 
-def run(lines: Iterable[str], out: Any = sys.stdout, clock: Any = time.time) -> int:
+def run(
+    lines: Iterable[str],
+    *,
+    cluster_name: str,
+    identity: Mapping[str, str],
+    out: Any = sys.stdout,
+    clock: Any = time.time,
+) -> int:
     """Converts every report line; a line that is not a JSON object is reported and skipped."""
     skipped = 0
     for line in lines:
@@ -111,11 +163,22 @@ def run(lines: Iterable[str], out: Any = sys.stdout, clock: Any = time.time) -> 
             skipped += 1
             print(f"neuron_emf: skipped a line that is not a neuron-monitor report: {line[:120]!r}", file=sys.stderr)
             continue
-        for document in metric_documents(report, now_ms=int(clock() * 1000)):
+        documents = metric_documents(report, cluster_name=cluster_name, identity=identity, now_ms=int(clock() * 1000))
+        for document in documents:
             out.write(json.dumps(document, separators=(",", ":")) + "\n")
         out.flush()
     return skipped
 
 
+def main() -> int:
+    cluster_name = os.environ.get("CLUSTER_NAME", "").strip()
+    if not cluster_name:
+        print("neuron_emf: CLUSTER_NAME is not set: the task definition must name the cluster", file=sys.stderr)
+        return 2
+    identity = task_identity(os.environ.get("ECS_CONTAINER_METADATA_URI_V4"))
+    run(sys.stdin, cluster_name=cluster_name, identity=identity)
+    return 0
+
+
 if __name__ == "__main__":
-    run(sys.stdin)
+    sys.exit(main())
