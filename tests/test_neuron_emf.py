@@ -238,7 +238,7 @@ class _TaskMetadata(http.server.BaseHTTPRequestHandler):
 def metadata_endpoint() -> Iterator[tuple[str, type[_TaskMetadata]]]:
     handler = type("Handler", (_TaskMetadata,), {"status": 200})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v4/container-id", handler

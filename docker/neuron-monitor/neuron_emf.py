@@ -27,7 +27,7 @@ METADATA_TIMEOUT_SECONDS = 2.0
 METADATA_ATTEMPTS = 3
 
 
-def task_identity(metadata_uri: str | None, *, attempts: int = METADATA_ATTEMPTS, pause: float = 1.0) -> dict[str, str]:
+def task_identity(metadata_uri: str | None, *, attempts: int = METADATA_ATTEMPTS, pause: float = 0.5) -> dict[str, str]:
     """``ServiceName`` and ``TaskId`` of this task from ``${ECS_CONTAINER_METADATA_URI_V4}/task``; only those known.
 
     The response carries ``TaskARN`` (``.../task/<cluster>/<task id>``) and, for a service's task,
