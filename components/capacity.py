@@ -15,6 +15,7 @@ from constructs import Construct
 
 from components.findings import acknowledge
 from config.hardware import InstanceSize
+from config.settings import DeploymentSettings
 
 ROOT_DEVICE = "/dev/xvda"
 SPOT_DRAINING = "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config"
@@ -83,13 +84,7 @@ class InferentiaCapacity(Construct):
         cluster: ecs.Cluster,
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
-        instance_size: InstanceSize,
-        ami_id: str | None,
-        spot: bool,
-        min_instances: int,
-        max_instances: int,
-        root_volume_gib: int,
-        key_name: str | None,
+        settings: DeploymentSettings,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -106,8 +101,8 @@ class InferentiaCapacity(Construct):
 
         user_data = ec2.UserData.for_linux()
         # Fail fast: a step that fails stops the script before the cluster's join line.
-        user_data.add_commands("set -euo pipefail", await_neuron_devices(instance_size))
-        if spot:
+        user_data.add_commands("set -euo pipefail", await_neuron_devices(settings.instance_size))
+        if settings.spot:
             # The cluster writes this line only for launch-configuration spot (spotPrice), never
             # for a mixed-instances policy, so the agent would not drain tasks on a spot notice.
             user_data.add_commands(SPOT_DRAINING)
@@ -115,8 +110,8 @@ class InferentiaCapacity(Construct):
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            machine_image=neuron_ami(ami_id),
-            instance_type=ec2.InstanceType(instance_size.name),
+            machine_image=neuron_ami(settings.ami_id),
+            instance_type=ec2.InstanceType(settings.instance_size.name),
             # The cluster would grant the agent a wildcard action plus ECR and CloudWatch Logs access
             # that tasks with an execution role never use; the role gets _grant_ecs_agent's instead.
             role=self.instance_role.without_policy_updates(),
@@ -125,12 +120,12 @@ class InferentiaCapacity(Construct):
             require_imdsv2=True,
             # One hop keeps containers in bridge mode away from the instance role's credentials.
             http_put_response_hop_limit=1,
-            key_pair=ec2.KeyPair.from_key_pair_name(self, "KeyPair", key_name) if key_name else None,
+            key_pair=ec2.KeyPair.from_key_pair_name(self, "KeyPair", settings.key_name) if settings.key_name else None,
             block_devices=[
                 ec2.BlockDevice(
                     device_name=ROOT_DEVICE,
                     volume=ec2.BlockDeviceVolume.ebs(
-                        root_volume_gib,
+                        settings.root_volume_gib,
                         encrypted=True,
                         volume_type=ec2.EbsDeviceVolumeType.GP3,
                         delete_on_termination=True,
@@ -144,15 +139,15 @@ class InferentiaCapacity(Construct):
             "AutoScalingGroup",
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            min_capacity=min_instances,
-            max_capacity=max_instances,
+            min_capacity=settings.min_instances,
+            max_capacity=settings.max_instances,
             new_instances_protected_from_scale_in=False,
             notifications=[autoscaling.NotificationConfiguration(topic=self.scaling_events)],
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
                 instances_distribution=autoscaling.InstancesDistribution(
                     on_demand_base_capacity=0,
-                    on_demand_percentage_above_base_capacity=0 if spot else 100,
+                    on_demand_percentage_above_base_capacity=0 if settings.spot else 100,
                     spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
                 ),
             ),

@@ -6,7 +6,11 @@ from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from components.capacity import InferentiaCapacity
+from components.inference_task import HEALTH_CHECK_START_PERIOD
+from components.logical_ids import stable_unique_id
 from components.neuron_metrics import neuron_core_utilization
+from config.settings import DeploymentSettings
 
 # Inference load shows first on the NeuronCores; CPU (tokenising, gRPC, the runtime's host side)
 # backs it up and is the only signal in the rtd layout, which has no neuron-monitor.
@@ -31,11 +35,11 @@ def one_at_a_time_min_healthy_percent(desired_count: int) -> int:
 
 
 class InferenceService(Construct):
-    """An EC2 service on the capacity provider, rolled one task at a time.
+    """An EC2 service on the capacity provider, rolled one task at a time, autoscaled.
 
-    Tasks land only on instances of the configured type (and, with ``one_task_per_instance``,
-    one per instance). Failed tasks are relaunched by the scheduler; a deployment that never turns
-    healthy is stopped and rolled back by the circuit breaker.
+    Tasks land only on instances of the configured type (and, where the profile gives a task the
+    whole instance, one per instance). Failed tasks are relaunched by the scheduler; a deployment
+    that never turns healthy is stopped and rolled back by the circuit breaker.
     """
 
     def __init__(
@@ -45,17 +49,11 @@ class InferenceService(Construct):
         *,
         cluster: ecs.Cluster,
         task_definition: ecs.TaskDefinition,
-        capacity_provider_name: str,
-        instance_type: str,
-        desired_count: int,
-        one_task_per_instance: bool,
-        health_check_grace_period: Duration,
-        min_tasks: int,
-        max_tasks: int,
-        parked: bool,
-        scale_on_neuron_cores: bool,
+        capacity: InferentiaCapacity,
+        settings: DeploymentSettings,
     ) -> None:
         super().__init__(scope, construct_id)
+        profile = settings.profile
 
         self.service = ecs.Ec2Service(
             self,
@@ -67,16 +65,18 @@ class InferenceService(Construct):
             # A new service starts at 1 and Application Auto Scaling moves it into [min, max] when the
             # scalable target registers (RegisterScalableTarget API reference).
             capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(capacity_provider=capacity_provider_name, weight=1),
+                ecs.CapacityProviderStrategy(
+                    capacity_provider=capacity.capacity_provider.capacity_provider_name, weight=1
+                ),
             ],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=one_at_a_time_min_healthy_percent(desired_count),
+            min_healthy_percent=one_at_a_time_min_healthy_percent(settings.desired_count),
             max_healthy_percent=100,
             placement_constraints=[
-                *([ecs.PlacementConstraint.distinct_instances()] if one_task_per_instance else []),
-                ecs.PlacementConstraint.member_of(f"attribute:ecs.instance-type == {instance_type}"),
+                *([ecs.PlacementConstraint.distinct_instances()] if profile.one_task_per_instance else []),
+                ecs.PlacementConstraint.member_of(f"attribute:ecs.instance-type == {settings.instance_size.name}"),
             ],
-            health_check_grace_period=health_check_grace_period,
+            health_check_grace_period=HEALTH_CHECK_START_PERIOD,
         )
         # The strategy names the provider by a string, which gives CloudFormation no order against the
         # cluster's capacity-provider association (added by an aspect under the cluster at synth). Without
@@ -89,7 +89,8 @@ class InferenceService(Construct):
 
         # Parked (desiredCount 0): the range [0, 0] stops every task at once and keeps them stopped.
         self.scaling = self.service.auto_scale_task_count(
-            min_capacity=0 if parked else min_tasks, max_capacity=0 if parked else max_tasks
+            min_capacity=0 if settings.parked else settings.min_tasks,
+            max_capacity=0 if settings.parked else settings.max_tasks,
         )
         # Several target-tracking policies: the service scales out when any asks, and in only when every
         # policy whose scale-in is enabled agrees; a policy without data never agrees (Application Auto
@@ -98,16 +99,22 @@ class InferenceService(Construct):
         # sidecar that may be silent, only scales out.
         self.scaling.scale_on_cpu_utilization(
             "CpuUtilization",
+            policy_name=self._policy_name("CpuUtilization"),
             target_utilization_percent=CPU_TARGET_PERCENT,
             scale_in_cooldown=SCALE_IN_COOLDOWN,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
-        if scale_on_neuron_cores:
+        if profile.neuron_metrics:
             self.scaling.scale_to_track_custom_metric(
                 "NeuronCoreUtilization",
+                policy_name=self._policy_name("NeuronCoreUtilization"),
                 metric=neuron_core_utilization(cluster.cluster_name, self.service.service_name),
                 target_value=NEURON_TARGET_PERCENT,
                 disable_scale_in=True,
                 scale_in_cooldown=SCALE_IN_COOLDOWN,
                 scale_out_cooldown=SCALE_OUT_COOLDOWN,
             )
+
+    def _policy_name(self, policy_id: str) -> str:
+        """CDK names a policy after its path; keep the name from before the model's grouping."""
+        return stable_unique_id(self, "Service", "TaskCount", "Target", policy_id)

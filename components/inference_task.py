@@ -1,8 +1,6 @@
-"""Task: the model server and its sidecar, in either runtime layout."""
+"""Task: the model server and its sidecar, in the profile's runtime layout."""
 
 from __future__ import annotations
-
-from typing import Protocol
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
@@ -11,17 +9,19 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from components.findings import acknowledge
-from components.neuron_metrics import METRICS_NAMESPACE
-from components.retention import retention
+from components.logical_ids import stable_unique_id
+from config.batching import BatchingSettings
 from config.hardware import InstanceSize
-from config.settings import NeuronRuntime, S3Location
+from config.log_retention import retention
+from config.placement import ModelSettings, S3Location
+from config.profile import RuntimeProfile, Sidecar
+from contracts import containers, metrics
+from contracts import task_environment as env
 
 SOCKET_VOLUME = "sock"
 SOCKET_HOST_PATH = "/tmp/sock"
 SOCKET_MOUNT = "/sock"
 RTD_SOCKET = "unix:/sock/neuron-rtd.sock"
-RTD_CONTAINER = "neuron-rtd"
-MONITOR_CONTAINER = "neuron-monitor"
 # The walk-through's soft memory limit for each of its two containers.
 RTD_MEMORY_RESERVATION_MIB = 1000
 SERVER_MEMORY_RESERVATION_MIB = 2048
@@ -32,7 +32,6 @@ SLOT_HOST_PATH = "/var/run/neuron-core-slots"
 SLOT_MOUNT = "/run/neuron-slots"
 CPU_UNITS_PER_VCPU = 1024
 # Copies the model from S3 into the task before the server starts (modelS3Uri).
-MODEL_SYNC_CONTAINER = "model-sync"
 MODEL_SYNC_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.15.0"
 MODEL_VOLUME = "model"
 MODEL_MOUNT = "/model"
@@ -48,19 +47,6 @@ def model_available_command(model_name: str, rest_port: int) -> list[str]:
     """
     status_url = f"http://localhost:{rest_port}/v1/models/{model_name}"
     return ["CMD-SHELL", f"curl -fsS {status_url} | grep -q '\"AVAILABLE\"' || exit 1"]
-
-
-class CoreLayout(Protocol):
-    """Where a model's tasks sit on an instance's NeuronCores (config.settings.ModelSettings)."""
-
-    @property
-    def cores_per_task(self) -> int: ...
-    @property
-    def tasks_per_instance(self) -> int: ...
-    @property
-    def core_offset(self) -> int: ...
-    @property
-    def core_stride(self) -> int: ...
 
 
 def neuron_devices(instance_size: InstanceSize, *permissions: ecs.DevicePermission) -> list[ecs.Device]:
@@ -80,10 +66,22 @@ def cpu_share(instance_size: InstanceSize, cores_per_task: int) -> int:
     return instance_size.vcpus * CPU_UNITS_PER_VCPU * cores_per_task // instance_size.neuron_cores
 
 
-class InferenceTaskDefinition(Construct):
-    """An EC2 task definition (bridge networking) with two containers.
+def core_slot_environment(model: ModelSettings) -> dict[str, str]:
+    """What ``serve.sh`` and ``neuron_slot.py`` need to claim one of the model's core slots."""
+    slots = {
+        env.NEURON_CORES_PER_TASK: str(model.cores_per_task),
+        env.NEURON_CORE_SLOTS: str(model.tasks_per_instance),
+        env.NEURON_SLOT_DIR: SLOT_MOUNT,
+    }
+    if model.core_stride != model.cores_per_task:  # rows of several models
+        slots |= {env.NEURON_CORE_OFFSET: str(model.core_offset), env.NEURON_CORE_STRIDE: str(model.core_stride)}
+    return slots
 
-    ``libnrt`` (today's Neuron): ``tasks_per_instance`` tasks share an instance, each holding
+
+class InferenceTaskDefinition(Construct):
+    """An EC2 task definition (bridge networking) with two containers, laid out as the profile says.
+
+    Shared instances (``libnrt``): ``tasks_per_instance`` tasks share an instance, each holding
     ``cores_per_task`` NeuronCores. A task claims the first free core slot at start (a lock file
     on a host volume, see docker/model-server/neuron_slot.py) and sets ``NEURON_RT_VISIBLE_CORES``
     from it; its CPU reservation, a 1/N share of the instance, keeps ECS from placing more tasks
@@ -91,13 +89,13 @@ class InferenceTaskDefinition(Construct):
     ``/dev/neuronN`` with ``IPC_LOCK``; a non-essential ``neuron-monitor`` sidecar, sharing the
     task's PID namespace, turns runtime counters into CloudWatch metrics through its logs.
 
-    ``rtd`` (the 2020 walk-through, unchanged): one task per instance on static host ports; the
+    One task per instance (``rtd``, the 2020 walk-through, unchanged): static host ports; the
     model server reaches a ``neuron-rtd`` daemon through a Unix socket on a shared host volume.
 
-    With ``model_s3``, a first container copies the model from S3 into a task volume and the
-    server starts only once it has succeeded; the task role may read that prefix and nothing else.
-    Otherwise the task role stays empty: nothing in the task calls AWS. The execution role, created by
-    CDK, only pulls the images and writes the logs.
+    A model from S3 gets a first container that copies it into a task volume; the server starts
+    only once that has succeeded, and the task role may read that prefix and nothing else.
+    Otherwise the task role stays empty: nothing in the task calls AWS. The execution role, created
+    by CDK, only pulls the images and writes the logs.
     """
 
     def __init__(
@@ -105,20 +103,17 @@ class InferenceTaskDefinition(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        runtime: NeuronRuntime,
+        profile: RuntimeProfile,
+        model: ModelSettings,
         instance_size: InstanceSize,
-        model_name: str,
-        grpc_port: int,
-        rest_port: int,
         server_image: ecs.ContainerImage,
         sidecar_image: ecs.ContainerImage,
         log_retention_days: int,
         cluster_name: str,
-        cores: CoreLayout,
-        batching_parameters: str | None = None,
-        model_s3: S3Location | None = None,
+        batching: BatchingSettings | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._model = model
 
         self.log_group = logs.LogGroup(
             self,
@@ -130,14 +125,18 @@ class InferenceTaskDefinition(Construct):
             self,
             "TaskDefinition",
             network_mode=ecs.NetworkMode.BRIDGE,
-            pid_mode=ecs.PidMode.TASK if runtime is NeuronRuntime.LIBNRT else None,
+            pid_mode=ecs.PidMode.TASK if profile.shared_pid_namespace else None,
+            # CDK names the family after the path; keep the name from before the model's grouping.
+            family=stable_unique_id(self, "TaskDefinition"),
         )
-        static_ports = runtime is NeuronRuntime.RTD
         port_mappings = [
             ecs.PortMapping(
-                container_port=port, host_port=port if static_ports else 0, protocol=ecs.Protocol.TCP, name=name
+                container_port=port,
+                host_port=port if profile.static_host_ports else 0,
+                protocol=ecs.Protocol.TCP,
+                name=name,
             )
-            for name, port in (("grpc", grpc_port), ("rest", rest_port))
+            for name, port in (("grpc", model.grpc_port), ("rest", model.rest_port))
         ]
 
         acknowledge(
@@ -146,27 +145,19 @@ class InferenceTaskDefinition(Construct):
             "The environment holds only non-secret runtime settings (NeuronCore slots, runtime "
             "socket, metrics namespace); nothing secret is passed to the containers",
         )
-        if runtime is NeuronRuntime.RTD:
-            self._add_rtd_containers(
-                server_image=server_image,
-                rtd_image=sidecar_image,
-                model_name=model_name,
-                port_mappings=port_mappings,
-            )
+        if profile.sidecar is Sidecar.NEURON_RTD:
+            self._add_rtd_containers(server_image=server_image, rtd_image=sidecar_image, port_mappings=port_mappings)
         else:
             self._add_libnrt_containers(
                 server_image=server_image,
                 monitor_image=sidecar_image,
-                model_name=model_name,
-                rest_port=rest_port,
                 port_mappings=port_mappings,
                 instance_size=instance_size,
                 cluster_name=cluster_name,
-                cores=cores,
-                batching_parameters=batching_parameters,
+                batching=batching,
             )
-            if model_s3 is not None:
-                self._load_model_from_s3(model_s3, model_name)
+        if model.s3 is not None:
+            self._load_model_from_s3(model.s3)
 
         execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
         acknowledge(
@@ -176,29 +167,34 @@ class InferenceTaskDefinition(Construct):
             "repository and log writes to the task's log group",
         )
 
-    def _load_model_from_s3(self, location: S3Location, model_name: str) -> None:
+    @property
+    def server(self) -> ecs.ContainerDefinition:
+        server = self.task_definition.find_container(self._model.name)
+        assert server is not None
+        return server
+
+    def _load_model_from_s3(self, location: S3Location) -> None:
         """A first container copies the model into a task volume; the server starts only if it succeeded."""
         self.task_definition.add_volume(name=MODEL_VOLUME)
         sync = self.task_definition.add_container(
             "ModelSync",
-            container_name=MODEL_SYNC_CONTAINER,
+            container_name=containers.MODEL_SYNC,
             image=ecs.ContainerImage.from_registry(MODEL_SYNC_IMAGE),
             essential=False,
             memory_reservation_mib=MONITOR_MEMORY_RESERVATION_MIB,
             command=["s3", "sync", "--only-show-errors", f"{location.uri}/", f"{MODEL_MOUNT}/"],
             # A task has no instance metadata (IMDSv2, hop limit 1): the CLI takes its credentials from
             # the task role endpoint, but its region only from the environment.
-            environment={"AWS_REGION": Stack.of(self).region},
-            logging=self._logging(MODEL_SYNC_CONTAINER),
+            environment={env.AWS_REGION: Stack.of(self).region},
+            logging=self._logging(containers.MODEL_SYNC),
         )
         sync.add_mount_points(ecs.MountPoint(source_volume=MODEL_VOLUME, container_path=MODEL_MOUNT, read_only=False))
-        server = self.task_definition.find_container(model_name)
-        assert server is not None
+        server = self.server
         server.add_container_dependencies(
             ecs.ContainerDependency(container=sync, condition=ecs.ContainerDependencyCondition.SUCCESS)
         )
         server.add_mount_points(ecs.MountPoint(source_volume=MODEL_VOLUME, container_path=MODEL_MOUNT, read_only=True))
-        server.add_environment("MODEL_BASE_PATH", MODEL_MOUNT)
+        server.add_environment(env.MODEL_BASE_PATH, MODEL_MOUNT)
 
         # Read-only, and only under the model's prefix.
         partition = Stack.of(self).partition
@@ -232,49 +228,39 @@ class InferenceTaskDefinition(Construct):
         *,
         server_image: ecs.ContainerImage,
         monitor_image: ecs.ContainerImage,
-        model_name: str,
-        rest_port: int,
         port_mappings: list[ecs.PortMapping],
         instance_size: InstanceSize,
         cluster_name: str,
-        cores: CoreLayout,
-        batching_parameters: str | None,
+        batching: BatchingSettings | None,
     ) -> None:
+        model = self._model
         # Each model keeps its own slot locks: its slots are its own core ranges.
-        slot_host_path = f"{SLOT_HOST_PATH}/{model_name}"
-        self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=slot_host_path))
+        self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=f"{SLOT_HOST_PATH}/{model.name}"))
         server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
         server_linux.add_devices(*neuron_devices(instance_size, ecs.DevicePermission.READ, ecs.DevicePermission.WRITE))
         server = self.task_definition.add_container(
             "ModelServer",
-            container_name=model_name,
+            container_name=model.name,
             image=server_image,
             essential=True,
-            cpu=cpu_share(instance_size, cores.cores_per_task),
+            cpu=cpu_share(instance_size, model.cores_per_task),
             memory_reservation_mib=SERVER_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
             environment={
-                "NEURON_CORES_PER_TASK": str(cores.cores_per_task),
-                "NEURON_CORE_SLOTS": str(cores.tasks_per_instance),
-                "NEURON_SLOT_DIR": SLOT_MOUNT,
-                **(
-                    {"NEURON_CORE_OFFSET": str(cores.core_offset), "NEURON_CORE_STRIDE": str(cores.core_stride)}
-                    if cores.core_stride != cores.cores_per_task
-                    else {}
-                ),
+                **core_slot_environment(model),
                 # serve.sh writes it to a file and turns on TF Serving's dynamic batching
-                **({"BATCHING_PARAMETERS": batching_parameters} if batching_parameters else {}),
+                **({env.BATCHING_PARAMETERS: batching.parameters_file()} if batching else {}),
             },
             linux_parameters=server_linux,
             health_check=ecs.HealthCheck(
-                command=model_available_command(model_name, rest_port),
+                command=model_available_command(model.name, model.rest_port),
                 interval=Duration.seconds(30),
                 timeout=Duration.seconds(5),
                 retries=3,
                 start_period=HEALTH_CHECK_START_PERIOD,
             ),
-            logging=self._logging(model_name),
+            logging=self._logging(model.name),
             # Time for in-flight requests after SIGTERM; the load balancer stops sending first.
             stop_timeout=Duration.seconds(60),
         )
@@ -282,19 +268,19 @@ class InferenceTaskDefinition(Construct):
 
         self.task_definition.add_container(
             "NeuronMonitor",
-            container_name=MONITOR_CONTAINER,
+            container_name=containers.NEURON_MONITOR,
             image=monitor_image,
             # Metrics are worth having, not worth stopping inference for.
             essential=False,
             enable_restart_policy=True,
             memory_reservation_mib=MONITOR_MEMORY_RESERVATION_MIB,
-            environment={"METRICS_NAMESPACE": METRICS_NAMESPACE, "CLUSTER_NAME": cluster_name},
+            environment={env.METRICS_NAMESPACE: metrics.NAMESPACE, env.CLUSTER_NAME: cluster_name},
             # Neuron's own deployment of neuron-monitor runs it privileged (aws-neuron-sdk
             # src/k8/k8s-neuron-monitor-daemonset.yml) and documents no smaller set; it reads every
             # device's counters and the runtimes in the task's PID namespace. It holds no secret, opens
             # no port, and the task role grants it nothing.
             privileged=True,
-            logging=self._logging(MONITOR_CONTAINER),
+            logging=self._logging(containers.NEURON_MONITOR),
         )
 
     def _add_rtd_containers(
@@ -302,7 +288,6 @@ class InferenceTaskDefinition(Construct):
         *,
         server_image: ecs.ContainerImage,
         rtd_image: ecs.ContainerImage,
-        model_name: str,
         port_mappings: list[ecs.PortMapping],
     ) -> None:
         self.task_definition.add_volume(name=SOCKET_VOLUME, host=ecs.Host(source_path=SOCKET_HOST_PATH))
@@ -310,13 +295,13 @@ class InferenceTaskDefinition(Construct):
 
         server = self.task_definition.add_container(
             "ModelServer",
-            container_name=model_name,
+            container_name=self._model.name,
             image=server_image,
             essential=True,
             memory_reservation_mib=RTD_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
-            environment={"NEURON_RTD_ADDRESS": RTD_SOCKET},
-            logging=self._logging(model_name),
+            environment={env.NEURON_RTD_ADDRESS: RTD_SOCKET},
+            logging=self._logging(self._model.name),
         )
         server.add_mount_points(socket_mount)
 
@@ -324,13 +309,13 @@ class InferenceTaskDefinition(Construct):
         rtd_linux.add_capabilities(ecs.Capability.SYS_ADMIN, ecs.Capability.IPC_LOCK)
         rtd = self.task_definition.add_container(
             "NeuronRtd",
-            container_name=RTD_CONTAINER,
+            container_name=containers.NEURON_RTD,
             image=rtd_image,
             essential=True,
             memory_reservation_mib=RTD_MEMORY_RESERVATION_MIB,
             command=["neuron-rtd", "-g", RTD_SOCKET],
             environment={"AWS_NEURON_VISIBLE_DEVICES": "ALL"},
             linux_parameters=rtd_linux,
-            logging=self._logging(RTD_CONTAINER),
+            logging=self._logging(containers.NEURON_RTD),
         )
         rtd.add_mount_points(socket_mount)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -9,7 +11,11 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
 from components.findings import acknowledge
+from config.placement import ModelSettings
+from config.profile import RuntimeProfile
 
+# Docker's ephemeral range on the ECS-optimized AMIs, where dynamic host ports come from.
+DYNAMIC_HOST_PORTS = (32768, 65535)
 # In-flight requests finish before a target is dropped (scale-in, deployments, spot notices).
 DEREGISTRATION_DELAY = Duration.seconds(60)
 
@@ -69,8 +75,16 @@ class InferenceLoadBalancer(Construct):
             "would stay empty (VPC flow logs record the connections instead)",
         )
 
-    def admit_to(self, targets: ec2.ISecurityGroup, host_ports: list[ec2.Port]) -> None:
-        """Lets the load balancer (traffic and health checks) reach the tasks' host ports."""
+    def admit_to(self, targets: ec2.ISecurityGroup, profile: RuntimeProfile, models: Sequence[ModelSettings]) -> None:
+        """Lets the load balancer (traffic and health checks) reach the tasks' host ports.
+
+        Static host ports are the models' own; dynamic ones come from Docker's ephemeral range.
+        """
+        host_ports = (
+            [ec2.Port.tcp(port) for model in models for port in (model.grpc_port, model.rest_port)]
+            if profile.static_host_ports
+            else [ec2.Port.tcp_range(*DYNAMIC_HOST_PORTS)]
+        )
         for ports in host_ports:
             targets.add_ingress_rule(
                 ec2.Peer.security_group_id(self.security_group.security_group_id),
@@ -79,23 +93,18 @@ class InferenceLoadBalancer(Construct):
             )
 
     def serve(
-        self,
-        service: ecs.Ec2Service,
-        *,
-        container_name: str,
-        grpc_port: int,
-        rest_port: int,
-        id_suffix: str = "",
+        self, service: ecs.Ec2Service, *, model: ModelSettings, id_suffix: str
     ) -> dict[str, elbv2.NetworkTargetGroup]:
-        """Opens ``grpc_port`` and ``rest_port`` to the clients and forwards them to every task of ``service``.
+        """Opens the model's gRPC and REST ports to the clients and forwards them to every task of ``service``.
 
         Returns the target groups by protocol. One load balancer serves several models, each on
         its own pair of ports.
         """
+        container_name = model.name
         target_groups = {}
         for name, port, check_protocol, check_path in (
-            ("Grpc", grpc_port, elbv2.Protocol.TCP, None),
-            ("Rest", rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
+            ("Grpc", model.grpc_port, elbv2.Protocol.TCP, None),
+            ("Rest", model.rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
         ):
             self.security_group.add_ingress_rule(
                 self._clients, ec2.Port.tcp(port), f"TF Serving {name.upper()} ({container_name}) from allowedCidr"

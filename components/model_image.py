@@ -9,15 +9,13 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from config.neuron_releases import NeuronPackage, NeuronReleaseSet
-from config.settings import NeuronRuntime
+from config.neuron_releases import NeuronPackage
+from config.placement import ModelSettings
+from config.profile import RuntimeProfile
 
 # Resolved from this file, not the working directory, so synth works from anywhere.
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 MODEL_DIR = DOCKER_DIR / "model-server" / "model"
-
-AL2023_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
-AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
 
 
 def version_build_arg(package: NeuronPackage) -> str:
@@ -49,9 +47,10 @@ def has_saved_model(model_dir: Path) -> bool:
 class ModelServerImages(Construct):
     """The container images of the task, as CDK image assets staged at synth and built at deploy.
 
-    ``server_image`` is TensorFlow Serving for Neuron with the model inside (or, with
-    ``model_in_image`` false, without it: the task then loads it from S3). ``sidecar_image`` is
-    ``neuron-monitor`` (libnrt) or the ``neuron-rtd`` daemon (rtd).
+    ``server_image`` is TensorFlow Serving for Neuron with the model inside (or, for a model loaded
+    from S3, without it: the task copies it in at start). ``sidecar_image`` is the profile's sidecar
+    (``neuron-monitor`` or the ``neuron-rtd`` daemon). Every Neuron version is the profile's release
+    set's, passed as a build argument.
     """
 
     def __init__(
@@ -59,17 +58,13 @@ class ModelServerImages(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        runtime: NeuronRuntime,
-        releases: NeuronReleaseSet,
-        model_name: str,
-        grpc_port: int,
-        rest_port: int,
-        model_in_image: bool = True,
+        profile: RuntimeProfile,
+        model: ModelSettings,
         model_dir: Path = MODEL_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
-
-        base_image = AL2_BASE if runtime is NeuronRuntime.RTD else AL2023_BASE
+        model_in_image = model.s3 is None
+        releases = profile.releases
 
         self.server_asset = ecr_assets.DockerImageAsset(
             self,
@@ -77,19 +72,18 @@ class ModelServerImages(Construct):
             directory=str(DOCKER_DIR / "model-server"),
             platform=ecr_assets.Platform.LINUX_AMD64,
             build_args={
-                "BASE_IMAGE": base_image,
+                "BASE_IMAGE": profile.base_image,
                 **neuron_build_args(server=releases.server),
-                "MODEL_NAME": model_name,
-                "GRPC_PORT": str(grpc_port),
-                "REST_PORT": str(rest_port),
+                "MODEL_NAME": model.name,
+                "GRPC_PORT": str(model.grpc_port),
+                "REST_PORT": str(model.rest_port),
                 "MODEL_IN_IMAGE": "true" if model_in_image else "false",
             },
         )
-        sidecar_dir = "neuron-rtd" if runtime is NeuronRuntime.RTD else "neuron-monitor"
         self.sidecar_asset = ecr_assets.DockerImageAsset(
             self,
             "SidecarImage",
-            directory=str(DOCKER_DIR / sidecar_dir),
+            directory=str(DOCKER_DIR / profile.sidecar.value),
             platform=ecr_assets.Platform.LINUX_AMD64,
             build_args=neuron_build_args(others=releases.monitor),
         )

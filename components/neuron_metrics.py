@@ -1,7 +1,6 @@
-"""The metrics the neuron-monitor sidecars publish, as the service's scaling and the dashboard read them.
+"""The neuron-monitor sidecars' metrics, as a service's scaling and dashboard read them.
 
-docker/neuron-monitor/neuron_emf.py writes them as CloudWatch Embedded Metric Format; a test keeps
-its namespace and dimensions equal to these.
+Names and dimensions come from ``contracts/metrics.py``, the exporter's contract.
 """
 
 from __future__ import annotations
@@ -9,18 +8,15 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-METRICS_NAMESPACE = "NeuronMonitor"
-# The dimensions of the per-service figures docker/neuron-monitor/neuron_emf.py publishes; the
-# exporter reads ServiceName from the ECS task metadata endpoint.
-NEURON_SERVICE_DIMENSIONS = ("ClusterName", "ServiceName")
+from contracts import metrics
 
 
 def neuron_metric(cluster_name: str, service_name: str, name: str, statistic: str) -> cloudwatch.Metric:
-    """A figure the neuron-monitor sidecars of one service publish (see docker/neuron-monitor/neuron_emf.py)."""
+    """A figure the neuron-monitor sidecars of one service publish."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=metrics.NAMESPACE,
         metric_name=name,
-        dimensions_map=dict(zip(NEURON_SERVICE_DIMENSIONS, (cluster_name, service_name), strict=True)),
+        dimensions_map=dict(zip(metrics.SERVICE_DIMENSIONS, (cluster_name, service_name), strict=True)),
         statistic=statistic,
         period=Duration.minutes(1),
     )
@@ -28,4 +24,4 @@ def neuron_metric(cluster_name: str, service_name: str, name: str, statistic: st
 
 def neuron_core_utilization(cluster_name: str, service_name: str) -> cloudwatch.Metric:
     """Mean NeuronCore utilisation across one service's tasks."""
-    return neuron_metric(cluster_name, service_name, "NeuronCoreUtilizationAverage", "Average")
+    return neuron_metric(cluster_name, service_name, metrics.NEURON_CORE_UTILIZATION_AVERAGE, "Average")

@@ -1,6 +1,8 @@
-"""Observability: one dashboard for the service, and alarms that page through the notifications topic."""
+"""Observability: a dashboard and alarms per served model, the endpoint's own alarms once, all to one topic."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -11,22 +13,81 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from components.neuron_metrics import neuron_core_utilization, neuron_metric
+from contracts import metrics
 
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 PERIOD = Duration.minutes(1)
 WIDTH = 12
 
 
+def notifying_alarm(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    *,
+    notifications: sns.ITopic,
+    threshold: float,
+    evaluation_periods: int,
+    description: str,
+    comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+) -> cloudwatch.Alarm:
+    """An alarm that notifies ``notifications`` when it fires and when it clears."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=metric,
+        threshold=threshold,
+        evaluation_periods=evaluation_periods,
+        comparison_operator=comparison,
+        treat_missing_data=missing,
+        alarm_description=description,
+    )
+    notify = actions.SnsAction(notifications)
+    alarm.add_alarm_action(notify)
+    alarm.add_ok_action(notify)
+    return alarm
+
+
+def target_resets(load_balancer: elbv2.NetworkLoadBalancer) -> cloudwatch.IMetric:
+    return load_balancer.metrics.tcp_target_reset_count(period=PERIOD, statistic="Sum")
+
+
+class EndpointAlarms(Construct):
+    """Alarms on load-balancer-wide metrics: one set for the endpoint, however many models it serves."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        load_balancer: elbv2.NetworkLoadBalancer,
+        notifications: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.alarms = [
+            notifying_alarm(
+                self,
+                "TargetResets",
+                target_resets(load_balancer),
+                notifications=notifications,
+                threshold=10,
+                evaluation_periods=5,
+                description="Model servers reset more than 10 connections a minute for 5 minutes",
+            )
+        ]
+
+
 class ServiceObservability(Construct):
-    """A dashboard and alarms for one inference service.
+    """A dashboard and alarms for one served model's service.
 
     Widgets: task count (running against desired), CPU and memory, load balancer flows and
-    resets, healthy and unhealthy targets, and, where the neuron-monitor sidecar runs, NeuronCore
-    utilisation, execution latency and errors. An NLB publishes no latency for TCP listeners, so
-    latency comes from the Neuron runtime's own execution statistics (and from the load client).
+    resets, healthy and unhealthy targets, and, where the neuron-monitor sidecar runs, the
+    service's NeuronCore utilisation, execution latency and errors. An NLB publishes no latency for
+    TCP listeners, so latency comes from the Neuron runtime's own statistics (and the load client).
 
-    Alarms: any unhealthy target, fewer running tasks than ``min_tasks``, a burst of target
-    resets, and Neuron execution errors.
+    Alarms: any unhealthy target, fewer running tasks than ``min_tasks`` (unless parked), and
+    Neuron execution errors. The endpoint's own alarms are :class:`EndpointAlarms`.
     """
 
     def __init__(
@@ -43,6 +104,8 @@ class ServiceObservability(Construct):
         notifications: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._notifications = notifications
+        self.alarms: list[cloudwatch.Alarm] = []
 
         dimensions = {"ClusterName": cluster_name, "ServiceName": service.service_name}
         running = cloudwatch.Metric(
@@ -60,11 +123,9 @@ class ServiceObservability(Construct):
             period=PERIOD,
         )
         nlb = load_balancer.metrics
-        resets = nlb.tcp_target_reset_count(period=PERIOD, statistic="Sum")
 
-        self.alarms: list[cloudwatch.Alarm] = []
         for protocol, target_group in target_groups.items():
-            self._alarm(
+            self._add_alarm(
                 f"Unhealthy{protocol}Targets",
                 target_group.metrics.un_healthy_host_count(period=PERIOD, statistic="Maximum"),
                 threshold=0,
@@ -72,7 +133,7 @@ class ServiceObservability(Construct):
                 description=f"A model-server {protocol} target failed its health check for 3 minutes",
             )
         if min_tasks > 0:  # parked (minTasks 0): no task is expected, so none is missing
-            self._alarm(
+            self._add_alarm(
                 "TooFewTasks",
                 running,
                 threshold=min_tasks,
@@ -81,13 +142,6 @@ class ServiceObservability(Construct):
                 description=f"Fewer than minTasks ({min_tasks}) model-server tasks running for 5 minutes",
                 missing=cloudwatch.TreatMissingData.BREACHING,
             )
-        self._alarm(
-            "TargetResets",
-            resets,
-            threshold=10,
-            evaluation_periods=5,
-            description="Model servers reset more than 10 connections a minute for 5 minutes",
-        )
 
         widgets: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(title="Tasks: running and desired", left=[running, desired], width=WIDTH),
@@ -104,7 +158,7 @@ class ServiceObservability(Construct):
             cloudwatch.GraphWidget(
                 title="Connection resets",
                 left=[
-                    resets,
+                    target_resets(load_balancer),
                     nlb.tcp_elb_reset_count(period=PERIOD, statistic="Sum"),
                     nlb.tcp_client_reset_count(period=PERIOD, statistic="Sum"),
                 ],
@@ -126,14 +180,10 @@ class ServiceObservability(Construct):
         if neuron_metrics:
             widgets += self._neuron_widgets(cluster_name, service.service_name)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", widgets=[widgets])
-        notify = actions.SnsAction(notifications)
-        for alarm in self.alarms:
-            alarm.add_alarm_action(notify)
-            alarm.add_ok_action(notify)
 
     def _neuron_widgets(self, cluster_name: str, service_name: str) -> list[cloudwatch.IWidget]:
-        errors = neuron_metric(cluster_name, service_name, "ExecutionErrors", "Sum")
-        self._alarm(
+        errors = neuron_metric(cluster_name, service_name, metrics.EXECUTION_ERRORS, "Sum")
+        self._add_alarm(
             "NeuronExecutionErrors",
             errors,
             threshold=0,
@@ -149,39 +199,18 @@ class ServiceObservability(Construct):
             cloudwatch.GraphWidget(
                 title="Neuron execution latency (ms)",
                 left=[
-                    neuron_metric(cluster_name, service_name, "ExecutionLatencyP50", "Average"),
-                    neuron_metric(cluster_name, service_name, "ExecutionLatencyP99", "Maximum"),
+                    neuron_metric(cluster_name, service_name, metrics.EXECUTION_LATENCY_P50, "Average"),
+                    neuron_metric(cluster_name, service_name, metrics.EXECUTION_LATENCY_P99, "Maximum"),
                 ],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Neuron executions and errors",
-                left=[neuron_metric(cluster_name, service_name, "ExecutionsCompleted", "Sum")],
+                left=[neuron_metric(cluster_name, service_name, metrics.EXECUTIONS_COMPLETED, "Sum")],
                 right=[errors],
                 width=WIDTH,
             ),
         ]
 
-    def _alarm(
-        self,
-        construct_id: str,
-        metric: cloudwatch.IMetric,
-        *,
-        threshold: float,
-        evaluation_periods: int,
-        description: str,
-        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
-    ) -> None:
-        self.alarms.append(
-            cloudwatch.Alarm(
-                self,
-                construct_id,
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=evaluation_periods,
-                comparison_operator=comparison,
-                treat_missing_data=missing,
-                alarm_description=description,
-            )
-        )
+    def _add_alarm(self, construct_id: str, metric: cloudwatch.IMetric, **options: Any) -> None:
+        self.alarms.append(notifying_alarm(self, construct_id, metric, notifications=self._notifications, **options))

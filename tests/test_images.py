@@ -12,11 +12,12 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from components.model_image import DOCKER_DIR, ModelServerImages, has_saved_model
-from config.neuron_releases import INF1
-from config.settings import NeuronRuntime
-from tests.conftest import Synthesized
+from config.settings import load_settings
+from tests.conftest import CDK_JSON_CONTEXT, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
+DEFAULTS = load_settings(CDK_JSON_CONTEXT.get)
+PROFILE, MODEL = DEFAULTS.profile, DEFAULTS.models[0]
 
 
 def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
@@ -117,16 +118,7 @@ def test_synth_warns_only_when_no_model_is_supplied(tmp_path: Path) -> None:
     stacks = {}
     for name, model_dir in (("NoModel", tmp_path / "empty"), ("WithModel", with_model)):
         stacks[name] = cdk.Stack(app, name)
-        ModelServerImages(
-            stacks[name],
-            "Images",
-            runtime=NeuronRuntime.LIBNRT,
-            releases=INF1,
-            model_name="bert",
-            grpc_port=8500,
-            rest_port=8501,
-            model_dir=model_dir,
-        )
+        ModelServerImages(stacks[name], "Images", profile=PROFILE, model=MODEL, model_dir=model_dir)
 
     # THEN only the one without a model warns, and both still synthesize
     no_model = Annotations.from_stack(stacks["NoModel"])

@@ -62,11 +62,11 @@ def test_health_checks_mean_model_available(synth: SynthFn, variant: str) -> Non
     settings = synthesized.settings
     groups = target_groups(synthesized)
 
-    rest = groups[settings.rest_port]
+    rest = groups[settings.models[0].rest_port]
     assert rest["HealthCheckProtocol"] == "HTTP"
-    assert rest["HealthCheckPath"] == f"/v1/models/{settings.model_name}/metadata"
+    assert rest["HealthCheckPath"] == f"/v1/models/{settings.models[0].name}/metadata"
     assert rest["HealthCheckPort"] == "traffic-port"
-    grpc = groups[settings.grpc_port]
+    grpc = groups[settings.models[0].grpc_port]
     assert grpc["HealthCheckProtocol"] == "TCP"
     assert grpc["HealthCheckPort"] == "traffic-port"
     for group in groups.values():

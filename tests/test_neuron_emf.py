@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.model_image import DOCKER_DIR
-from components.neuron_metrics import METRICS_NAMESPACE, NEURON_SERVICE_DIMENSIONS
+from contracts import metrics
 from tests.emf_spec import violations
 
 EXPORTER = DOCKER_DIR / "neuron-monitor" / "neuron_emf.py"
@@ -116,7 +116,7 @@ def test_the_task_summary_goes_to_the_cluster_and_to_the_service_its_scaling_rea
     assert summary["ExecutionLatencyP50"] == pytest.approx(12.0)
     assert summary["ExecutionLatencyP99"] == pytest.approx(30.0)
     assert metrics_of(summary)["ExecutionLatencyP99"] == "Milliseconds"
-    assert dimension_sets(summary) == [["ClusterName"], list(NEURON_SERVICE_DIMENSIONS)]
+    assert dimension_sets(summary) == [["ClusterName"], list(metrics.SERVICE_DIMENSIONS)]
 
 
 def test_without_a_service_name_the_summary_goes_to_the_cluster_only() -> None:
@@ -253,7 +253,7 @@ def run_exporter(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=30,
-        env={"METRICS_NAMESPACE": METRICS_NAMESPACE, **env},
+        env={"METRICS_NAMESPACE": metrics.NAMESPACE, **env},
         check=False,
     )
 
@@ -269,7 +269,7 @@ def test_the_sidecar_takes_its_identity_from_the_task_metadata_endpoint(
     documents = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(documents) == 3
     assert all(violations(document) == [] for document in documents)
-    assert {document["_aws"]["CloudWatchMetrics"][0]["Namespace"] for document in documents} == {METRICS_NAMESPACE}
+    assert {document["_aws"]["CloudWatchMetrics"][0]["Namespace"] for document in documents} == {metrics.NAMESPACE}
     assert {(document["ServiceName"], document["TaskId"]) for document in documents} == {
         ("bert-service", "0123456789abcdef0123456789abcdef")
     }

@@ -15,7 +15,7 @@ SynthFn = Callable[[str], Synthesized]
 
 def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {
-        key.removeprefix("Observability"): alarm["Properties"]
+        key.removeprefix("Observability").removeprefix("EndpointAlarms"): alarm["Properties"]
         for key, alarm in synthesized.resources("AWS::CloudWatch::Alarm").items()
     }
 
@@ -33,6 +33,21 @@ def test_alarms_cover_targets_tasks_resets_and_neuron_errors(synth: SynthFn, var
 
     expected = ["TargetResets", "TooFewTasks", "UnhealthyGrpcTargets", "UnhealthyRestTargets"]
     assert names == sorted(expected + (["NeuronExecutionErrors"] if neuron else []))
+
+
+def test_load_balancer_wide_alarms_exist_once_per_stack_and_per_model_ones_once_per_model(synth: SynthFn) -> None:
+    names = sorted(key.rstrip("0123456789ABCDEF") for key in synth("multi").resources("AWS::CloudWatch::Alarm"))
+
+    assert names.count("EndpointAlarmsTargetResets") == 1
+    assert [name for name in names if "TargetResets" in name] == ["EndpointAlarmsTargetResets"]
+    assert len([name for name in names if "TooFewTasks" in name]) == 2  # one per model's service
+
+
+def test_a_parked_service_raises_no_too_few_tasks_alarm(synth: SynthFn) -> None:
+    names = alarms(synth("parked"))
+
+    assert not [name for name in names if name.startswith("TooFewTasks")]
+    assert [name for name in names if name.startswith("Unhealthy")]
 
 
 def test_every_alarm_notifies_the_topic_on_alarm_and_on_recovery(synth: SynthFn) -> None:

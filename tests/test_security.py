@@ -38,8 +38,6 @@ ACKNOWLEDGED = {
     ("Capacity/InstanceRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("Capacity/AutoScalingGroup", "AwsSolutions-EC26"),
     ("Capacity/ScalingEvents", "AwsSolutions-SNS2"),
-    ("Task/TaskDefinition", "AwsSolutions-ECS2"),
-    ("Task/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("Endpoint/LoadBalancer", "AwsSolutions-ELB2"),
 }
 
@@ -48,7 +46,7 @@ def expected_acknowledgments(settings: DeploymentSettings) -> set[tuple[str, str
     """ACKNOWLEDGED, plus each further model's task findings, plus the S3 read of S3-loaded models."""
     expected = set(ACKNOWLEDGED)
     for index, model in enumerate(settings.models):
-        task = "Task" if index == 0 else f"TaskModel{index + 1}"
+        task = f"Model{index + 1}/Task"
         expected.add((f"{task}/TaskDefinition", "AwsSolutions-ECS2"))
         expected.add((f"{task}/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"))
         if model.s3:

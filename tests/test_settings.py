@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from components.retention import retention
 from config.hardware import INSTANCE_SIZES, NeuronFamily
-from config.settings import (
-    DEFAULTS,
-    LOG_RETENTION_DAYS,
-    DeploymentSettings,
-    NeuronRuntime,
-    SettingsError,
-    load_settings,
-)
+from config.log_retention import LOG_RETENTION_DAYS, retention
+from config.profile import NeuronRuntime
+from config.settings import DEFAULTS, DeploymentSettings, SettingsError, load_settings
 from tests.conftest import CDK_JSON_CONTEXT, ROOT
 
 # The walk-through's AMI; rtd needs one named (no current ECS AMI runs neuron-rtd).
@@ -42,8 +36,8 @@ def test_defaults_reproduce_the_walkthrough_on_todays_runtime() -> None:
     assert settings.instance_size.name == "inf1.xlarge"
     assert settings.spot is True
     assert (settings.min_instances, settings.max_instances, settings.desired_count) == (0, 2, 1)
-    assert settings.neuron_runtime is NeuronRuntime.LIBNRT
-    assert (settings.model_name, settings.grpc_port, settings.rest_port) == ("bert", 8500, 8501)
+    assert settings.profile.runtime is NeuronRuntime.LIBNRT
+    assert (settings.models[0].name, settings.models[0].grpc_port, settings.models[0].rest_port) == ("bert", 8500, 8501)
     assert settings.key_name is None
     # allowedCidr unset means the VPC's own CIDR, as a literal block
     assert settings.allowed_cidr == settings.vpc_cidr == "10.0.0.0/16"
@@ -57,7 +51,7 @@ def test_string_values_from_the_command_line_are_parsed() -> None:
     assert settings.spot is False
     assert settings.max_instances == 5
     assert settings.desired_count == 4
-    assert settings.grpc_port == 9000
+    assert settings.models[0].grpc_port == 9000
     assert settings.key_name == "my key"
 
 
@@ -202,7 +196,7 @@ def test_cores_per_task_decides_tasks_per_instance(size: str, cores: int, tasks:
     settings = settings_with(instanceType=size, coresPerTask=cores)
 
     assert settings.tasks_per_instance == tasks
-    assert settings.cores_per_task * tasks == INSTANCE_SIZES[size].neuron_cores
+    assert settings.models[0].cores_per_task * tasks == INSTANCE_SIZES[size].neuron_cores
 
 
 def test_batching_is_off_by_default_and_renders_tf_servings_parameters_file() -> None:

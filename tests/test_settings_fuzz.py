@@ -76,7 +76,7 @@ def test_any_values_give_settings_or_the_one_line_error(overrides: dict[str, Any
     if outcome is not None:
         # Accepted values are normalised, never passed through raw
         assert outcome.instance_size.name in INSTANCE_SIZES
-        assert outcome.grpc_port != outcome.rest_port
+        assert all(model.grpc_port != model.rest_port for model in outcome.models)
         assert outcome.min_instances <= outcome.max_instances
 
 

@@ -34,25 +34,25 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
     synthesized = synth(variant)
     settings = synthesized.settings
     size = settings.instance_size
-    server = containers(synthesized)[settings.model_name]
+    server = containers(synthesized)[settings.models[0].name]
 
     expected = [(f"/dev/neuron{i}", f"/dev/neuron{i}", ["read", "write"]) for i in range(size.chips)]
     assert devices(server) == expected
     assert server["LinuxParameters"]["Capabilities"] == {"Add": ["IPC_LOCK"]}
     expected_environment = {
-        "NEURON_CORES_PER_TASK": str(settings.cores_per_task),
+        "NEURON_CORES_PER_TASK": str(settings.models[0].cores_per_task),
         "NEURON_CORE_SLOTS": str(settings.tasks_per_instance),
         "NEURON_SLOT_DIR": "/run/neuron-slots",
     }
     if settings.batching:
         expected_environment["BATCHING_PARAMETERS"] = settings.batching.parameters_file()
-    if settings.model_s3:
+    if settings.models[0].s3:
         expected_environment["MODEL_BASE_PATH"] = "/model"
     assert environment(server) == expected_environment
     slots_mount = {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
     assert slots_mount in server["MountPoints"]
     volumes = synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
-    slots_dir = f"/var/run/neuron-core-slots/{settings.model_name}"  # one lock directory per model
+    slots_dir = f"/var/run/neuron-core-slots/{settings.models[0].name}"  # one lock directory per model
     assert {"Host": {"SourcePath": slots_dir}, "Name": "neuron-slots"} in volumes
 
 
@@ -69,9 +69,9 @@ def test_cpu_reservation_fits_exactly_one_task_per_core_slot(
     synth: SynthFn, variant: str, cores: int, tasks: int, cpu: int
 ) -> None:
     synthesized = synth(variant)
-    server = containers(synthesized)[synthesized.settings.model_name]
+    server = containers(synthesized)[synthesized.settings.models[0].name]
 
-    assert (synthesized.settings.cores_per_task, synthesized.settings.tasks_per_instance) == (cores, tasks)
+    assert (synthesized.settings.models[0].cores_per_task, synthesized.settings.tasks_per_instance) == (cores, tasks)
     assert server["Cpu"] == cpu
     assert server["Cpu"] * tasks <= synthesized.settings.instance_size.vcpus * 1024 < server["Cpu"] * (tasks + 1)
 
@@ -81,7 +81,7 @@ def test_libnrt_server_publishes_grpc_and_rest_on_dynamic_host_ports(
     synth: SynthFn, variant: str, ports: tuple[int, int]
 ) -> None:
     synthesized = synth(variant)
-    server = containers(synthesized)[synthesized.settings.model_name]
+    server = containers(synthesized)[synthesized.settings.models[0].name]
 
     mappings = [(m["Name"], m["ContainerPort"], m["HostPort"], m["Protocol"]) for m in server["PortMappings"]]
     assert mappings == [("grpc", ports[0], 0, "tcp"), ("rest", ports[1], 0, "tcp")]

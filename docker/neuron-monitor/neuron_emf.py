@@ -22,7 +22,20 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-NAMESPACE = os.environ.get("METRICS_NAMESPACE", "NeuronMonitor")
+# Copies of contracts/metrics.py and contracts/task_environment.py (this script runs in the
+# sidecar image, without the project): tests/test_contracts.py keeps them equal.
+DEFAULT_NAMESPACE = "NeuronMonitor"
+CLUSTER, SERVICE, TASK, NEURON_CORE = "ClusterName", "ServiceName", "TaskId", "NeuronCore"
+NEURON_CORE_UTILIZATION = "NeuronCoreUtilization"
+NEURON_CORE_UTILIZATION_AVERAGE = "NeuronCoreUtilizationAverage"
+DEVICE_MEMORY_USED, HOST_MEMORY_USED = "DeviceMemoryUsed", "HostMemoryUsed"
+EXECUTIONS_COMPLETED, EXECUTION_ERRORS = "ExecutionsCompleted", "ExecutionErrors"
+EXECUTION_LATENCY = {"p50": "ExecutionLatencyP50", "p99": "ExecutionLatencyP99"}
+METRICS_NAMESPACE_VARIABLE = "METRICS_NAMESPACE"
+CLUSTER_NAME_VARIABLE = "CLUSTER_NAME"
+METADATA_URI_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
+
+NAMESPACE = os.environ.get(METRICS_NAMESPACE_VARIABLE, DEFAULT_NAMESPACE)
 METADATA_TIMEOUT_SECONDS = 2.0
 METADATA_ATTEMPTS = 3
 
@@ -50,9 +63,9 @@ def task_identity(metadata_uri: str | None, *, attempts: int = METADATA_ATTEMPTS
     if isinstance(task, dict):
         task_arn, service = task.get("TaskARN"), task.get("ServiceName")
         if isinstance(task_arn, str) and task_arn.rsplit("/", 1)[-1].strip():
-            identity["TaskId"] = task_arn.rsplit("/", 1)[-1].strip()
+            identity[TASK] = task_arn.rsplit("/", 1)[-1].strip()
         if isinstance(service, str) and service.strip():
-            identity["ServiceName"] = service.strip()
+            identity[SERVICE] = service.strip()
     return identity
 
 
@@ -92,9 +105,9 @@ def metric_documents(
     Totals go to the cluster, and to the service when the task metadata named it: the service's
     figure is what its autoscaling tracks. Per-core figures carry every identity dimension known.
     """
-    base = {"ClusterName": cluster_name, **{key: value for key, value in identity.items() if value.strip()}}
+    base = {CLUSTER: cluster_name, **{key: value for key, value in identity.items() if value.strip()}}
     task_dimensions = list(base)
-    summary_dimensions = [["ClusterName"]] + ([["ClusterName", "ServiceName"]] if "ServiceName" in base else [])
+    summary_dimensions = [[CLUSTER]] + ([[CLUSTER, SERVICE]] if SERVICE in base else [])
     utilisations: list[float] = []
     totals: dict[str, tuple[float, str]] = {}
 
@@ -108,13 +121,13 @@ def metric_documents(
             utilisations.append(utilisation)
             yield _emf(
                 now_ms,
-                [[*task_dimensions, "NeuronCore"]],
-                {"NeuronCoreUtilization": (utilisation, "Percent")},
-                {**base, "NeuronCore": str(core).strip()},
+                [[*task_dimensions, NEURON_CORE]],
+                {NEURON_CORE_UTILIZATION: (utilisation, "Percent")},
+                {**base, NEURON_CORE: str(core).strip()},
             )
 
         used = (runtime_report.get("memory_used") or {}).get("neuron_runtime_used_bytes") or {}
-        for source, name in (("neuron_device", "DeviceMemoryUsed"), ("host", "HostMemoryUsed")):
+        for source, name in (("neuron_device", DEVICE_MEMORY_USED), ("host", HOST_MEMORY_USED)):
             amount = _number(used.get(source))
             if amount is not None:
                 _add(totals, name, amount, "Bytes")
@@ -123,21 +136,20 @@ def metric_documents(
         summary = stats.get("execution_summary") or {}
         completed = _number(summary.get("completed"))
         if completed is not None:
-            _add(totals, "ExecutionsCompleted", completed, "Count")
+            _add(totals, EXECUTIONS_COMPLETED, completed, "Count")
         errors = [count for count in map(_number, (stats.get("error_summary") or {}).values()) if count is not None]
         if errors:
-            _add(totals, "ExecutionErrors", sum(errors), "Count")
+            _add(totals, EXECUTION_ERRORS, sum(errors), "Count")
         latency = (stats.get("latency_stats") or {}).get("total_latency") or {}
-        for percentile in ("p50", "p99"):
+        for percentile, name in EXECUTION_LATENCY.items():
             seconds = _number(latency.get(percentile))
             if seconds is not None:
-                name = f"ExecutionLatency{percentile.upper()}"
                 # Several runtimes on one instance: keep the worst, the one alarms care about.
                 worst = max(seconds * 1000.0, totals.get(name, (0.0, ""))[0])
                 totals[name] = (worst, "Milliseconds")
 
     if utilisations:
-        totals["NeuronCoreUtilizationAverage"] = (sum(utilisations) / len(utilisations), "Percent")
+        totals[NEURON_CORE_UTILIZATION_AVERAGE] = (sum(utilisations) / len(utilisations), "Percent")
     if totals:
         yield _emf(now_ms, summary_dimensions, totals, base)
 
@@ -171,11 +183,11 @@ def run(
 
 
 def main() -> int:
-    cluster_name = os.environ.get("CLUSTER_NAME", "").strip()
+    cluster_name = os.environ.get(CLUSTER_NAME_VARIABLE, "").strip()
     if not cluster_name:
         print("neuron_emf: CLUSTER_NAME is not set: the task definition must name the cluster", file=sys.stderr)
         return 2
-    identity = task_identity(os.environ.get("ECS_CONTAINER_METADATA_URI_V4"))
+    identity = task_identity(os.environ.get(METADATA_URI_VARIABLE))
     run(sys.stdin, cluster_name=cluster_name, identity=identity)
     return 0
 

@@ -1,4 +1,4 @@
-"""CloudWatch Logs retention: CDK names each allowed period; settings give it in days."""
+"""CloudWatch Logs retention: the periods CloudWatch accepts, in days, and CDK's name for each."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ _RETENTION_BY_DAYS = {
     3288: logs.RetentionDays.NINE_YEARS,
     3653: logs.RetentionDays.TEN_YEARS,
 }
+LOG_RETENTION_DAYS = tuple(_RETENTION_BY_DAYS)
 
 
 def retention(days: int) -> logs.RetentionDays:
-    """CDK's name for a CloudWatch Logs retention period given in days."""
+    """CDK's name for a CloudWatch Logs retention period given in days (one of LOG_RETENTION_DAYS)."""
     return _RETENTION_BY_DAYS[days]

@@ -1,0 +1,88 @@
+"""The runtime layout, decided once: which facts follow from the Neuron runtime and the Inferentia family.
+
+Constructs read these facts (the base image, the sidecar, the host-port policy, ...); none of them
+tests the runtime or the family again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from config.hardware import NeuronFamily
+from config.neuron_releases import LIBNRT_RELEASES, RTD, NeuronReleaseSet
+from contracts import containers
+
+AL2023_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
+AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
+
+
+class NeuronRuntime(Enum):
+    """How the model server reaches the Neuron devices."""
+
+    LIBNRT = "libnrt"
+    """Today's runtime: a library inside the model server, devices mapped into its container."""
+    RTD = "rtd"
+    """The 2020 walk-through's layout: a ``neuron-rtd`` daemon sidecar behind a Unix socket."""
+
+
+class Sidecar(Enum):
+    """The task's second container; its value is the container's name and its image's folder in docker/."""
+
+    NEURON_MONITOR = containers.NEURON_MONITOR
+    NEURON_RTD = containers.NEURON_RTD
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeProfile:
+    """Everything that differs between the runtime layouts, for one Inferentia family."""
+
+    runtime: NeuronRuntime
+    family: NeuronFamily
+    releases: NeuronReleaseSet
+    base_image: str
+    """The model server's base image."""
+    sidecar: Sidecar
+    static_host_ports: bool
+    """Tasks bind the model's own ports on the host (else Docker picks dynamic host ports)."""
+    one_task_per_instance: bool
+    """One task takes the whole instance (else tasks share it, each on its own NeuronCores)."""
+    neuron_metrics: bool
+    """The sidecar publishes NeuronCore metrics: the service scales on them and the dashboard shows them."""
+    shared_pid_namespace: bool
+    """The containers share the task's PID namespace (neuron-monitor watches the server's runtime)."""
+    needs_ami_id: bool
+    """No published ECS AMI can run this layout: the user must name one (``amiId``)."""
+
+
+def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily) -> RuntimeProfile:
+    """The facts of ``runtime`` on ``family``. The caller has checked that the pair exists (rtd: Inf1 only)."""
+    if runtime is NeuronRuntime.RTD:
+        return RuntimeProfile(
+            runtime=runtime,
+            family=family,
+            releases=RTD,
+            base_image=AL2_BASE,
+            sidecar=Sidecar.NEURON_RTD,
+            static_host_ports=True,
+            one_task_per_instance=True,
+            neuron_metrics=False,
+            shared_pid_namespace=False,
+            needs_ami_id=True,
+        )
+    return RuntimeProfile(
+        runtime=runtime,
+        family=family,
+        releases=LIBNRT_RELEASES[family],
+        base_image=AL2023_BASE,
+        sidecar=Sidecar.NEURON_MONITOR,
+        static_host_ports=False,
+        one_task_per_instance=False,
+        neuron_metrics=True,
+        shared_pid_namespace=True,
+        needs_ami_id=False,
+    )
+
+
+# The families each runtime runs on: runtime 1.x never supported Inferentia 2.
+RUNTIME_FAMILIES = {NeuronRuntime.LIBNRT: frozenset(NeuronFamily), NeuronRuntime.RTD: frozenset({NeuronFamily.INF1})}

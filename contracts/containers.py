@@ -1,0 +1,8 @@
+"""Container names in a task besides the model server's own, which is the model's name."""
+
+from __future__ import annotations
+
+NEURON_MONITOR = "neuron-monitor"
+NEURON_RTD = "neuron-rtd"
+MODEL_SYNC = "model-sync"
+SIDECARS = frozenset({NEURON_MONITOR, NEURON_RTD, MODEL_SYNC})

@@ -1,0 +1,23 @@
+"""The metrics the neuron-monitor sidecars publish as CloudWatch EMF (``docker/neuron-monitor/neuron_emf.py``).
+
+The exporter cannot import this module; ``tests/test_contracts.py`` keeps its names equal.
+"""
+
+from __future__ import annotations
+
+NAMESPACE = "NeuronMonitor"
+CLUSTER = "ClusterName"
+SERVICE = "ServiceName"
+TASK = "TaskId"
+NEURON_CORE = "NeuronCore"
+# Every task's totals are published under the cluster and under cluster + service.
+SERVICE_DIMENSIONS = (CLUSTER, SERVICE)
+
+NEURON_CORE_UTILIZATION = "NeuronCoreUtilization"
+NEURON_CORE_UTILIZATION_AVERAGE = "NeuronCoreUtilizationAverage"
+DEVICE_MEMORY_USED = "DeviceMemoryUsed"
+HOST_MEMORY_USED = "HostMemoryUsed"
+EXECUTIONS_COMPLETED = "ExecutionsCompleted"
+EXECUTION_ERRORS = "ExecutionErrors"
+EXECUTION_LATENCY_P50 = "ExecutionLatencyP50"
+EXECUTION_LATENCY_P99 = "ExecutionLatencyP99"

@@ -1,0 +1,28 @@
+"""Environment variables the task definition sets and the containers read.
+
+Readers that cannot import this module: ``docker/model-server/serve.sh`` and ``neuron_slot.py``,
+``docker/neuron-monitor/neuron_emf.py``, and the model-server Dockerfile's ``ENV``.
+"""
+
+from __future__ import annotations
+
+# Core slots (task -> serve.sh -> neuron_slot.py)
+NEURON_CORES_PER_TASK = "NEURON_CORES_PER_TASK"
+NEURON_CORE_SLOTS = "NEURON_CORE_SLOTS"
+NEURON_SLOT_DIR = "NEURON_SLOT_DIR"
+NEURON_CORE_OFFSET = "NEURON_CORE_OFFSET"
+NEURON_CORE_STRIDE = "NEURON_CORE_STRIDE"
+# Set by neuron_slot.py for the server; Neuron's runtime reads it.
+NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+# Model server (task -> serve.sh, and the Dockerfile's ENV)
+MODEL_BASE_PATH = "MODEL_BASE_PATH"
+BATCHING_PARAMETERS = "BATCHING_PARAMETERS"
+# rtd layout: where the server finds neuron-rtd
+NEURON_RTD_ADDRESS = "NEURON_RTD_ADDRESS"
+# neuron-monitor sidecar (task -> neuron_emf.py)
+METRICS_NAMESPACE = "METRICS_NAMESPACE"
+CLUSTER_NAME = "CLUSTER_NAME"
+# Set by the ECS agent in every container (read by neuron_emf.py)
+ECS_CONTAINER_METADATA_URI_V4 = "ECS_CONTAINER_METADATA_URI_V4"
+# The AWS CLI's region (task -> the model-sync container)
+AWS_REGION = "AWS_REGION"
