@@ -67,7 +67,7 @@ bench: $(PY_STAMP)
 
 # The client against the loopback TF Serving stand-in: throughput at 20 ms model time, overhead at 0.
 bench-local: $(PY_STAMP)
-	$(BIN)/python -m client.bench_local
+	$(BIN)/python -m tools.bench_local
 
 # Regenerates the client's TF Serving messages from client/tfs_api/tensorflow_serving.proto.
 proto: $(PY_STAMP)

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +22,7 @@ from client import endpoint
 from client.inputs import BertInputs, text_inputs, zero_inputs
 from client.load import LoadPlan, LoadRunner
 from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
-from client.report import json_line, plot, render_table
+from client.report import Cost, RunReport, RunSettings, json_line, plot, render_table
 from client.stats import Summary, cost_per_million, summarize
 from client.transport import RequestFailed, Transport, open_transport
 
@@ -105,19 +104,19 @@ def _inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BertIn
     return text_inputs(args.text, args.vocab, args.batch, args.seq_len)
 
 
-def _cost(args: argparse.Namespace, instance_type: str | None, summary: Summary) -> dict[str, Any] | None:
-    if args.hourly_price is not None:
-        price, source = args.hourly_price, "--hourly-price"
+def _cost(hourly_price: float | None, instance_type: str | None, summary: Summary) -> Cost | None:
+    if hourly_price is not None:
+        price, source = hourly_price, "--hourly-price"
     elif instance_type in ON_DEMAND_USD_PER_HOUR:
         price = ON_DEMAND_USD_PER_HOUR[instance_type]
         source = f"{instance_type} on-demand, {PRICE_TABLE_REGION}, table of {PRICE_TABLE_DATE}"
     else:
         return None
-    return {
-        "hourly_price_usd": price,
-        "source": source,
-        "per_million_inferences_usd": cost_per_million(price, summary.inferences_per_s),
-    }
+    return Cost(
+        hourly_price_usd=price,
+        source=source,
+        per_million_inferences_usd=cost_per_million(price, summary.inferences_per_s),
+    )
 
 
 async def _run_with_progress(runner: LoadRunner, plan: LoadPlan, show: bool) -> None:
@@ -195,27 +194,31 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         await transport.close()
 
     summary = summarize(runner.result, batch=inputs.batch)
-    settings = {
-        "target": target,
-        "protocol": args.protocol,
-        "model": model,
-        "batch": inputs.batch,
-        "seq_len": inputs.seq_len,
-        "warmup": plan.warmup,
-        "requests": plan.requests,
-        "duration": plan.duration,
-        "concurrency": plan.concurrency,
-        "rate": plan.rate,
-        "timeout": args.timeout,
-        "inputs": "text" if args.text else "zeros",
-    }
-    cost = _cost(args, instance_type, summary)
+    report = RunReport(
+        settings=RunSettings(
+            target=target,
+            protocol=args.protocol,
+            model=model,
+            batch=inputs.batch,
+            seq_len=inputs.seq_len,
+            warmup=plan.warmup,
+            requests=plan.requests,
+            duration=plan.duration,
+            concurrency=plan.concurrency,
+            rate=plan.rate,
+            timeout=args.timeout,
+            inputs="text" if args.text else "zeros",
+        ),
+        summary=summary,
+        cost=_cost(args.hourly_price, instance_type, summary),
+        result=runner.result,
+    )
     if args.json:
-        print(json_line(summary, settings, cost), flush=True)
+        print(json_line(report), flush=True)
     else:
-        render_table(console, summary, settings, cost)
+        render_table(console, report)
     if args.plot:
-        plot(runner.result, summary, args.plot)
+        plot(report, args.plot)
     return _verdict(summary, runner.result.error_details)
 
 

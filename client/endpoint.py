@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import outputs as keys
+
 
 class EndpointNotFound(RuntimeError):
     """The stack exists but nothing in it serves the model right now, or it does not exist."""
@@ -52,16 +54,16 @@ def resolve(stack_name: str, session: Any = None) -> StackEndpoint:
 
         session = boto3.session.Session()
     outputs = _outputs(session.client("cloudformation"), stack_name)
-    missing = [key for key in ("GrpcPort", "RestPort", "ModelName") if key not in outputs]
+    missing = [key for key in (keys.GRPC_PORT, keys.REST_PORT, keys.MODEL_NAME) if key not in outputs]
     if missing:
         raise EndpointNotFound(f"stack {stack_name!r} has no output {', '.join(missing)}: is it this project's stack?")
-    host = outputs.get("LoadBalancerDnsName") or _task_host(
-        session.client("ecs"), session.client("ec2"), outputs["ClusterName"], outputs["ServiceName"]
+    host = outputs.get(keys.LOAD_BALANCER_DNS_NAME) or _task_host(
+        session.client("ecs"), session.client("ec2"), outputs[keys.CLUSTER_NAME], outputs[keys.SERVICE_NAME]
     )
     return StackEndpoint(
         host=host,
-        grpc_port=int(outputs["GrpcPort"]),
-        rest_port=int(outputs["RestPort"]),
-        model=outputs["ModelName"],
-        instance_type=outputs.get("InstanceType"),
+        grpc_port=int(outputs[keys.GRPC_PORT]),
+        rest_port=int(outputs[keys.REST_PORT]),
+        model=outputs[keys.MODEL_NAME],
+        instance_type=outputs.get(keys.INSTANCE_TYPE),
     )

@@ -1,10 +1,11 @@
-"""Shows a run: a table for people, one JSON line for machines, and a plot."""
+"""Shows a run: a table for people, one JSON line for machines, and a plot, all from one :class:`RunReport`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -13,11 +14,48 @@ from client.load import LoadResult
 from client.stats import Summary
 
 
-def render_table(console: Console, summary: Summary, settings: dict[str, Any], cost: dict[str, Any] | None) -> None:
-    mode = (
-        f"rate {settings['rate']}/s (open loop)" if settings.get("rate") else f"concurrency {settings['concurrency']}"
-    )
-    title = f"{settings['protocol']} {settings['target']}  model {settings['model']}  batch {settings['batch']}  {mode}"
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """What was measured and how: the run's plan, as the report states it."""
+
+    target: str
+    protocol: str
+    model: str
+    batch: int
+    seq_len: int
+    warmup: int
+    requests: int | None
+    duration: float | None
+    concurrency: int | None
+    rate: float | None
+    timeout: float
+    inputs: str
+    """``zeros`` or ``text``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost:
+    """What a million inferences cost at ``hourly_price_usd`` for one instance (``None``: nothing succeeded)."""
+
+    hourly_price_usd: float
+    source: str
+    per_million_inferences_usd: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunReport:
+    """One run, whole: its settings, the figures, the cost, and every sample (for the plot)."""
+
+    settings: RunSettings
+    summary: Summary
+    cost: Cost | None
+    result: LoadResult
+
+
+def render_table(console: Console, report: RunReport) -> None:
+    settings, summary, cost = report.settings, report.summary, report.cost
+    mode = f"rate {settings.rate}/s (open loop)" if settings.rate else f"concurrency {settings.concurrency}"
+    title = f"{settings.protocol} {settings.target}  model {settings.model}  batch {settings.batch}  {mode}"
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -30,25 +68,26 @@ def render_table(console: Console, summary: Summary, settings: dict[str, Any], c
     for key in ("avg", "p50", "p90", "p99", "max"):
         if key in summary.latency_ms:
             table.add_row(f"latency {key}", f"{summary.latency_ms[key]:.2f} ms")
-    if cost and cost.get("per_million_inferences_usd") is not None:
+    if cost and cost.per_million_inferences_usd is not None:
         table.add_row(
             "cost per million inferences",
-            f"${cost['per_million_inferences_usd']:.4f} at ${cost['hourly_price_usd']}/h ({cost['source']})",
+            f"${cost.per_million_inferences_usd:.4f} at ${cost.hourly_price_usd}/h ({cost.source})",
         )
     if summary.interrupted:
         table.caption = "interrupted: figures cover the requests measured until then"
     console.print(table)
 
 
-def json_line(summary: Summary, settings: dict[str, Any], cost: dict[str, Any] | None) -> str:
-    document = summary.as_dict()
-    document["settings"] = settings
-    document["cost"] = cost
+def json_line(report: RunReport) -> str:
+    document = report.summary.as_dict()
+    document["settings"] = dataclasses.asdict(report.settings)
+    document["cost"] = dataclasses.asdict(report.cost) if report.cost else None
     return json.dumps(document, sort_keys=True)
 
 
-def plot(result: LoadResult, summary: Summary, path: Path) -> None:
+def plot(report: RunReport, path: Path) -> None:
     """Latency histogram (log scale) and latency over time, with p50 and p99 marked."""
+    result, summary = report.result, report.summary
     import matplotlib  # noqa: PLC0415  (only --plot needs it)
 
     matplotlib.use("Agg")

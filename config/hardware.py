@@ -23,6 +23,8 @@ class InstanceSize:
     neuron_cores: int
     vcpus: int
     memory_gib: int
+    on_demand_usd_per_hour: float
+    """Linux on-demand list price in us-east-1 (see ON_DEMAND_PRICES_AS_OF)."""
 
     @property
     def cores_per_chip(self) -> int:
@@ -43,7 +45,9 @@ class InstanceSize:
         return tuple(f"/dev/neuron{index}" for index in range(self.chips))
 
 
-def _size(name: str, chips: int, neuron_cores: int, vcpus: int, memory_gib: int) -> InstanceSize:
+def _size(
+    name: str, *, chips: int, neuron_cores: int, vcpus: int, memory_gib: int, usd_per_hour: float
+) -> InstanceSize:
     family = NeuronFamily(name.split(".", 1)[0])
     return InstanceSize(
         name=name,
@@ -52,19 +56,26 @@ def _size(name: str, chips: int, neuron_cores: int, vcpus: int, memory_gib: int)
         neuron_cores=neuron_cores,
         vcpus=vcpus,
         memory_gib=memory_gib,
+        on_demand_usd_per_hour=usd_per_hour,
     )
+
+
+# Prices as AWS published them for each type, written on this date and not re-checked against the
+# live price list from here; spot and other regions differ.
+ON_DEMAND_PRICES_AS_OF = "2026-11-25"
+ON_DEMAND_PRICES_REGION = "us-east-1"
 
 
 INSTANCE_SIZES: dict[str, InstanceSize] = {
     size.name: size
     for size in (
-        _size("inf1.xlarge", chips=1, neuron_cores=4, vcpus=4, memory_gib=8),
-        _size("inf1.2xlarge", chips=1, neuron_cores=4, vcpus=8, memory_gib=16),
-        _size("inf1.6xlarge", chips=4, neuron_cores=16, vcpus=24, memory_gib=48),
-        _size("inf1.24xlarge", chips=16, neuron_cores=64, vcpus=96, memory_gib=192),
-        _size("inf2.xlarge", chips=1, neuron_cores=2, vcpus=4, memory_gib=16),
-        _size("inf2.8xlarge", chips=1, neuron_cores=2, vcpus=32, memory_gib=128),
-        _size("inf2.24xlarge", chips=6, neuron_cores=12, vcpus=96, memory_gib=384),
-        _size("inf2.48xlarge", chips=12, neuron_cores=24, vcpus=192, memory_gib=768),
+        _size("inf1.xlarge", chips=1, neuron_cores=4, vcpus=4, memory_gib=8, usd_per_hour=0.228),
+        _size("inf1.2xlarge", chips=1, neuron_cores=4, vcpus=8, memory_gib=16, usd_per_hour=0.362),
+        _size("inf1.6xlarge", chips=4, neuron_cores=16, vcpus=24, memory_gib=48, usd_per_hour=1.180),
+        _size("inf1.24xlarge", chips=16, neuron_cores=64, vcpus=96, memory_gib=192, usd_per_hour=4.721),
+        _size("inf2.xlarge", chips=1, neuron_cores=2, vcpus=4, memory_gib=16, usd_per_hour=0.7582),
+        _size("inf2.8xlarge", chips=1, neuron_cores=2, vcpus=32, memory_gib=128, usd_per_hour=1.9679),
+        _size("inf2.24xlarge", chips=6, neuron_cores=12, vcpus=96, memory_gib=384, usd_per_hour=6.4906),
+        _size("inf2.48xlarge", chips=12, neuron_cores=24, vcpus=192, memory_gib=768, usd_per_hour=12.9813),
     )
 }

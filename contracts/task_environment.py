@@ -14,7 +14,10 @@ NEURON_CORE_OFFSET = "NEURON_CORE_OFFSET"
 NEURON_CORE_STRIDE = "NEURON_CORE_STRIDE"
 # Set by neuron_slot.py for the server; Neuron's runtime reads it.
 NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
-# Model server (task -> serve.sh, and the Dockerfile's ENV)
+# Model server (the Dockerfile's ENV, overridden by the task where it must be -> serve.sh)
+MODEL_NAME = "MODEL_NAME"
+GRPC_PORT = "GRPC_PORT"
+REST_PORT = "REST_PORT"
 MODEL_BASE_PATH = "MODEL_BASE_PATH"
 BATCHING_PARAMETERS = "BATCHING_PARAMETERS"
 # rtd layout: where the server finds neuron-rtd

@@ -18,6 +18,15 @@ import os
 import sys
 from pathlib import Path
 
+# Copies of contracts/task_environment.py (this script runs in the image, without the project):
+# tests/test_contracts.py keeps them equal.
+NEURON_CORES_PER_TASK = "NEURON_CORES_PER_TASK"
+NEURON_CORE_SLOTS = "NEURON_CORE_SLOTS"
+NEURON_SLOT_DIR = "NEURON_SLOT_DIR"
+NEURON_CORE_OFFSET = "NEURON_CORE_OFFSET"
+NEURON_CORE_STRIDE = "NEURON_CORE_STRIDE"
+NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+
 
 class NoFreeSlot(RuntimeError):
     pass
@@ -43,19 +52,19 @@ def claim(slot_dir: Path, slots: int) -> tuple[int, int]:
 
 
 def main(argv: list[str]) -> None:
-    cores_per_task = int(os.environ["NEURON_CORES_PER_TASK"])
-    slots = int(os.environ["NEURON_CORE_SLOTS"])
-    slot_dir = Path(os.environ.get("NEURON_SLOT_DIR", "/run/neuron-slots"))
+    cores_per_task = int(os.environ[NEURON_CORES_PER_TASK])
+    slots = int(os.environ[NEURON_CORE_SLOTS])
+    slot_dir = Path(os.environ.get(NEURON_SLOT_DIR, "/run/neuron-slots"))
     try:
         slot, descriptor = claim(slot_dir, slots)
     except NoFreeSlot as error:
         print(f"ERROR: {error}", file=sys.stderr, flush=True)
         sys.exit(75)  # EX_TEMPFAIL: ECS starts a replacement, which finds a slot once one frees
     os.set_inheritable(descriptor, True)
-    offset = int(os.environ.get("NEURON_CORE_OFFSET", "0"))
-    stride = int(os.environ.get("NEURON_CORE_STRIDE", str(cores_per_task)))
-    os.environ["NEURON_RT_VISIBLE_CORES"] = cores_for(slot, cores_per_task, offset, stride)
-    print(f"neuron_slot: slot {slot}, NEURON_RT_VISIBLE_CORES={os.environ['NEURON_RT_VISIBLE_CORES']}", flush=True)
+    offset = int(os.environ.get(NEURON_CORE_OFFSET, "0"))
+    stride = int(os.environ.get(NEURON_CORE_STRIDE, str(cores_per_task)))
+    os.environ[NEURON_RT_VISIBLE_CORES] = cores_for(slot, cores_per_task, offset, stride)
+    print(f"neuron_slot: slot {slot}, {NEURON_RT_VISIBLE_CORES}={os.environ[NEURON_RT_VISIBLE_CORES]}", flush=True)
     os.execvp(argv[0], argv)
 
 

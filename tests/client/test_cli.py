@@ -20,10 +20,10 @@ import pytest
 
 from client import cli
 from client.endpoint import StackEndpoint
-from client.local_server import Behaviour, LocalServer
 from client.pricing import ON_DEMAND_USD_PER_HOUR
 from client.stats import cost_per_million
 from tests.conftest import ROOT
+from tools.tf_serving_standin import Behaviour, LocalServer
 
 REQUIRED_KEYS = {"requests", "errors", "throughput_rps", "latency_ms", "errors_by_code", "settings"}
 

@@ -5,7 +5,7 @@ Serving does (model name, int32 tensors of a consistent shape), waits a fixed mo
 misbehave on purpose: fail every Nth request, answer with garbage, or report the model LOADING.
 It records what it received so tests can check the client's side of the wire.
 
-    python -m client.local_server --grpc-port 8500 --rest-port 8501 --model-time-ms 20
+    python -m tools.tf_serving_standin --grpc-port 8500 --rest-port 8501 --model-time-ms 20
 """
 
 from __future__ import annotations
