@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from components.findings import acknowledge
+from components.scale_in_protection import LiftScaleInProtectionOnDelete
 from config.hardware import InstanceSize
 from config.settings import DeploymentSettings
 
@@ -72,8 +73,10 @@ class InferentiaCapacity(Construct):
     """An Auto Scaling group of Inferentia instances, registered on the cluster as a capacity provider.
 
     The group has no desired capacity of its own: ECS managed scaling sizes it between the bounds
-    from the tasks it must place. Managed termination protection stays off so that ``cdk destroy``
-    and scale-in never wait on instance protection; running tasks are drained instead.
+    from the tasks it must place. Managed termination protection keeps instances that run tasks
+    from being scaled in (ECS unprotects an instance once it runs none), managed draining moves
+    tasks off instances that leave anyway (spot, replacement), and a custom resource lifts the
+    protection at stack delete so ``cdk destroy`` finishes.
     """
 
     def __init__(
@@ -141,7 +144,9 @@ class InferentiaCapacity(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             min_capacity=settings.min_instances,
             max_capacity=settings.max_instances,
-            new_instances_protected_from_scale_in=False,
+            # With managed termination protection ECS lifts an instance's protection once it runs no
+            # task, so scale-in only ever takes idle instances.
+            new_instances_protected_from_scale_in=True,
             notifications=[autoscaling.NotificationConfiguration(topic=self.scaling_events)],
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
@@ -158,7 +163,7 @@ class InferentiaCapacity(Construct):
             "CapacityProvider",
             auto_scaling_group=self.auto_scaling_group,
             enable_managed_scaling=True,
-            enable_managed_termination_protection=False,
+            enable_managed_termination_protection=True,
             enable_managed_draining=True,
             target_capacity_percent=100,
         )
@@ -166,6 +171,14 @@ class InferentiaCapacity(Construct):
             self.capacity_provider,
             machine_image_type=ecs.MachineImageType.AMAZON_LINUX_2,
         )
+        # ...and `cdk destroy` still finishes: the protection is lifted once the provider is gone.
+        self.lift_protection = LiftScaleInProtectionOnDelete(
+            self,
+            "LiftScaleInProtection",
+            auto_scaling_group=self.auto_scaling_group,
+            log_retention_days=settings.log_retention_days,
+        )
+        self.lift_protection.must_outlive(self.capacity_provider)
         self._acknowledge_findings()
 
     @staticmethod

@@ -21,21 +21,33 @@ SCALE_OUT_COOLDOWN = Duration.seconds(60)
 SCALE_IN_COOLDOWN = Duration.minutes(5)
 
 
-def one_at_a_time_min_healthy_percent(desired_count: int) -> int:
-    """The largest minimum-healthy percentage that still lets ECS stop one task to start its successor.
+def one_at_a_time_min_healthy_percent(tasks: int) -> int:
+    """The largest minimum-healthy percentage that still lets ECS stop one of ``tasks`` to start its successor.
 
-    A task owns its NeuronCores (and, in the rtd layout, its instance's static host ports), and
-    the slots of a full fleet are all taken, so a replacement cannot start beside the task it
-    replaces. ECS rounds the minimum up, so it must allow exactly
-    ``desired_count - 1`` healthy tasks: 0 % for one task, 50 % for two, 66 % for three, ...
+    ECS rounds the minimum up, so it must allow exactly ``tasks - 1`` healthy tasks: 50 % for two,
+    66 % for three, ... (0 for one task: the one task would stop first.)
     """
-    if desired_count <= 1:
+    if tasks <= 1:
         return 0
-    return (desired_count - 1) * 100 // desired_count
+    return (tasks - 1) * 100 // tasks
+
+
+def deployment_percents(*, max_tasks: int, task_slots: int) -> tuple[int, int]:
+    """(minimum healthy, maximum) percent of a rolling deployment that never leaves the service without a task.
+
+    Maximum 200 %: ECS starts replacements beside the old tasks wherever a core slot is free, and
+    managed scaling adds instances for them up to ``maxInstances``. Minimum 100 % when the fleet
+    has a spare slot even at ``maxTasks`` (``task_slots`` > ``max_tasks``): every replacement
+    starts before its predecessor stops. Otherwise, at ``maxTasks`` one task must stop first, so
+    the minimum keeps ``max_tasks - 1`` (never 0: settings refuse a fleet of one slot).
+    """
+    if task_slots > max_tasks:
+        return 100, 200
+    return one_at_a_time_min_healthy_percent(max_tasks), 200
 
 
 class InferenceService(Construct):
-    """An EC2 service on the capacity provider, rolled one task at a time, autoscaled.
+    """An EC2 service on the capacity provider, autoscaled, deployed without ever dropping to no task.
 
     Tasks land only on instances of the configured type (and, where the profile gives a task the
     whole instance, one per instance). Failed tasks are relaunched by the scheduler; a deployment
@@ -54,6 +66,9 @@ class InferenceService(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         profile = settings.profile
+        min_healthy, max_healthy = deployment_percents(
+            max_tasks=settings.max_tasks, task_slots=settings.max_instances * settings.tasks_per_instance
+        )
 
         self.service = ecs.Ec2Service(
             self,
@@ -70,8 +85,8 @@ class InferenceService(Construct):
                 ),
             ],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=one_at_a_time_min_healthy_percent(settings.desired_count),
-            max_healthy_percent=100,
+            min_healthy_percent=min_healthy,
+            max_healthy_percent=max_healthy,
             placement_constraints=[
                 *([ecs.PlacementConstraint.distinct_instances()] if profile.one_task_per_instance else []),
                 ecs.PlacementConstraint.member_of(f"attribute:ecs.instance-type == {settings.instance_size.name}"),

@@ -123,6 +123,13 @@ def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings,
         raise fail("maxTasks", max_tasks, f"must not exceed maxInstances x tasks per instance ({capacity})")
     if not min_tasks <= desired_count <= max_tasks:
         raise fail("desiredCount", desired_count, f"must lie between minTasks ({min_tasks}) and maxTasks ({max_tasks})")
+    if capacity < 2 and desired_count > 0:
+        raise fail(
+            "maxInstances",
+            max_instances,
+            f"leaves room for one task ({max_instances} x {tasks_per_instance}): a deployment must start the "
+            "replacement before the old task stops, so maxInstances x tasks per instance must be at least 2",
+        )
     if min_tasks == 0 and desired_count > 0:
         raise fail(
             "minTasks",

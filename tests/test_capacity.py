@@ -109,7 +109,7 @@ def test_group_bounds_come_from_settings_and_instances_are_in_private_subnets(
     assert all("PrivateSubnet" in subnet["Ref"] for subnet in group["VPCZoneIdentifier"])
 
 
-def test_capacity_provider_scales_the_group_and_lets_destroy_finish(synth: SynthFn) -> None:
+def test_capacity_provider_scales_the_group_and_protects_busy_instances(synth: SynthFn) -> None:
     synthesized = synth("default")
 
     synthesized.template.has_resource_properties(
@@ -118,14 +118,14 @@ def test_capacity_provider_scales_the_group_and_lets_destroy_finish(synth: Synth
             "AutoScalingGroupProvider": {
                 "AutoScalingGroupArn": Match.any_value(),
                 "ManagedScaling": {"Status": "ENABLED", "TargetCapacity": 100},
-                # Termination protection would make `cdk destroy` wait on protected instances.
-                "ManagedTerminationProtection": "DISABLED",
+                # Scale-in takes only instances that run no task; the protection is lifted at delete.
+                "ManagedTerminationProtection": "ENABLED",
                 "ManagedDraining": "ENABLED",
             }
         },
     )
     group = synthesized.only("AWS::AutoScaling::AutoScalingGroup")
-    assert group["NewInstancesProtectedFromScaleIn"] is False
+    assert group["NewInstancesProtectedFromScaleIn"] is True
     synthesized.template.has_resource_properties(
         "AWS::ECS::ClusterCapacityProviderAssociations",
         {"CapacityProviders": [{"Ref": Match.string_like_regexp("CapacityCapacityProvider")}]},

@@ -154,7 +154,7 @@ def test_capacity_waits_for_every_device_of_its_size_and_lets_alarms_publish(bui
     )
     template.has_resource_properties(
         "AWS::ECS::CapacityProvider",
-        {"AutoScalingGroupProvider": Match.object_like({"ManagedTerminationProtection": "DISABLED"})},
+        {"AutoScalingGroupProvider": Match.object_like({"ManagedTerminationProtection": "ENABLED"})},
     )
 
 

@@ -39,6 +39,12 @@ ACKNOWLEDGED = {
     ("Capacity/AutoScalingGroup", "AwsSolutions-EC26"),
     ("Capacity/ScalingEvents", "AwsSolutions-SNS2"),
     ("Endpoint/LoadBalancer", "AwsSolutions-ELB2"),
+    ("Capacity/LiftScaleInProtection/Role/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "Capacity/LiftScaleInProtection/Role/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:"
+        "autoScalingGroup:*:autoScalingGroupName/<CapacityAutoScalingGroupASG0AD8679D>]",
+    ),
 }
 
 
@@ -59,6 +65,7 @@ def expected_acknowledgments(settings: DeploymentSettings) -> set[tuple[str, str
 STAR_RESOURCE_ACTIONS = {
     "ecs:DiscoverPollEndpoint": False,  # no resource-level permissions
     "ecr:GetAuthorizationToken": False,  # no resource-level permissions
+    "autoscaling:DescribeAutoScalingGroups": False,  # no resource-level permissions
     "ecs:Poll": True,  # True: must carry an ecs:cluster condition
     "ecs:StartTelemetrySession": True,
     "ecs:UpdateContainerInstancesState": True,

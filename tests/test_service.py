@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from components.inference_service import one_at_a_time_min_healthy_percent
+from components.inference_service import deployment_percents, one_at_a_time_min_healthy_percent
+from config.hardware import INSTANCE_SIZES
 from tests.conftest import VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
@@ -28,8 +32,8 @@ def test_rounded_up_minimum_always_frees_exactly_one_instance(desired: int) -> N
     assert kept == desired - 1
 
 
-@pytest.mark.parametrize(("variant", "minimum"), [("default", 0), ("large", 66)])
-def test_service_runs_on_the_capacity_provider_rolled_one_task_at_a_time(
+@pytest.mark.parametrize(("variant", "minimum"), [("default", 50), ("large", 100)])
+def test_service_runs_on_the_capacity_provider_and_starts_replacements_first(
     synth: SynthFn, variant: str, minimum: int
 ) -> None:
     synthesized = synth(variant)
@@ -40,7 +44,7 @@ def test_service_runs_on_the_capacity_provider_rolled_one_task_at_a_time(
     assert "LaunchType" not in service
     assert service["DeploymentConfiguration"] == {
         "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
-        "MaximumPercent": 100,
+        "MaximumPercent": 200,
         "MinimumHealthyPercent": minimum,
     }
     assert service["SchedulingStrategy"] == "REPLICA"
@@ -193,3 +197,67 @@ def test_the_simulation_blocks_scale_in_when_a_silent_policy_may_vote() -> None:
     policies = [Policy("cpu", 60, scale_in=True), Policy("neuron", 70, scale_in=True)]
 
     assert decide(policies, {"cpu": 5.0, "neuron": None}) == "hold"
+
+
+def simulate_deployment(count: int, min_percent: int, max_percent: int, slots: int) -> tuple[int, int]:
+    """An ECS rolling deployment of ``count`` tasks with ``slots`` places for tasks (managed scaling fills them).
+
+    ECS keeps at least ceil(count x min/100) healthy tasks and runs at most floor(count x max/100)
+    (ECS developer guide, "Deployment configuration"). Each round it starts what it may, then stops
+    old tasks: those the healthy new ones replace, or, when nothing can start, down to the minimum.
+    Returns (fewest healthy tasks at any moment, most tasks at once); raises if it can never finish.
+    """
+    floor_healthy = math.ceil(count * min_percent / 100)
+    ceiling = count * max_percent // 100
+    old, new, fewest, most = count, 0, count, count
+    for _ in range(4 * count + 4):
+        if new == count and old == 0:
+            return fewest, most
+        start = max(0, min(count - new, ceiling - (old + new), slots - (old + new)))
+        new += start
+        most = max(most, old + new)
+        surplus = old + new - count
+        stop = min(old, surplus) if surplus > 0 else 0
+        if start == 0 and stop == 0:
+            stop = min(old, max(0, old + new - floor_healthy))
+        if start == 0 and stop == 0:
+            raise AssertionError(f"deployment stuck at {old} old and {new} new tasks")
+        old -= stop
+        fewest = min(fewest, old + new)
+    raise AssertionError("deployment did not finish")
+
+
+def test_the_deployment_simulation_sees_the_gap_of_the_old_configuration() -> None:
+    # One task, maximum 100 %, minimum 0 %: ECS stops it before its successor can start.
+    assert simulate_deployment(1, 0, 100, slots=2)[0] == 0
+
+
+@pytest.mark.parametrize("variant", sorted(set(VARIANTS) - {"parked"}))
+def test_deployments_keep_a_healthy_task_at_one_two_and_many_tasks(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    settings = synthesized.settings
+    config = next(iter(synthesized.resources("AWS::ECS::Service").values()))["Properties"]["DeploymentConfiguration"]
+    slots = settings.max_instances * settings.tasks_per_instance
+
+    for count in sorted({1, 2, settings.max_tasks} & set(range(max(1, settings.min_tasks), settings.max_tasks + 1))):
+        fewest, most = simulate_deployment(count, config["MinimumHealthyPercent"], config["MaximumPercent"], slots)
+        assert fewest >= 1, (variant, count)
+        assert most <= slots
+        if count == 1:
+            assert most == 2  # the replacement ran beside the old task: managed scaling brings its instance
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.sampled_from(sorted(INSTANCE_SIZES)), max_instances=st.integers(1, 6), data=st.data())
+def test_any_accepted_fleet_deploys_without_a_gap(size: str, max_instances: int, data: st.DataObject) -> None:
+    tasks_per_instance = INSTANCE_SIZES[size].chips
+    slots = max_instances * tasks_per_instance
+    if slots < 2:  # refused by the settings (tests/test_settings.py)
+        return
+    max_tasks = data.draw(st.integers(1, min(slots, 100)))
+    count = data.draw(st.integers(1, max_tasks))
+    low, high = deployment_percents(max_tasks=max_tasks, task_slots=slots)
+
+    fewest, _ = simulate_deployment(count, low, high, slots)
+
+    assert fewest >= 1

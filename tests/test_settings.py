@@ -166,6 +166,7 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
         ({"coresPerTask": 8, "instanceType": "inf1.xlarge"}, "coresPerTask", "from 0 to 4"),
         ({"coresPerTask": 2, "neuronRuntime": "rtd", "amiId": RTD_AMI}, "coresPerTask", "one task per instance"),
         ({"minTasks": 0, "desiredCount": 1}, "minTasks", "autoscaling could never bring it back"),
+        ({"maxInstances": 1, "maxTasks": 1}, "maxInstances", "must be at least 2"),
         ({"desiredCount": 2, "maxTasks": 1}, "desiredCount", "between minTasks (1) and maxTasks (1)"),
         ({"desiredCount": 0}, "desiredCount", "between minTasks (1) and maxTasks (2)"),
         ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize", "from 1 to 1024"),
