@@ -102,6 +102,7 @@ class ServiceObservability(Construct):
         min_tasks: int,
         neuron_metrics: bool,
         notifications: sns.ITopic,
+        neuron_health: cloudwatch.IMetric | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._notifications = notifications
@@ -179,6 +180,12 @@ class ServiceObservability(Construct):
         ]
         if neuron_metrics:
             widgets += self._neuron_widgets(cluster_name, service.service_name)
+        if neuron_health is not None:
+            widgets.append(
+                cloudwatch.GraphWidget(
+                    title="Neuron errors found on the instances (problem detector)", left=[neuron_health], width=WIDTH
+                )
+            )
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", widgets=[widgets])
 
     def _neuron_widgets(self, cluster_name: str, service_name: str) -> list[cloudwatch.IWidget]:

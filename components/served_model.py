@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
@@ -25,6 +26,8 @@ class ServingPlatform:
     cluster: ecs.Cluster
     capacity: InferentiaCapacity
     endpoint: InferenceLoadBalancer
+    neuron_health: cloudwatch.IMetric | None = None
+    """Neuron errors found on the instances by the problem detector, when it runs."""
 
 
 class ServedModel(IdTransparentScope):
@@ -78,5 +81,6 @@ class ServedModel(IdTransparentScope):
             target_groups=target_groups,
             min_tasks=settings.min_tasks,
             neuron_metrics=settings.profile.neuron_metrics,
+            neuron_health=platform.neuron_health,
             notifications=platform.capacity.scaling_events,
         )

@@ -53,6 +53,9 @@ class RuntimeProfile:
     """The containers share the task's PID namespace (neuron-monitor watches the server's runtime)."""
     needs_ami_id: bool
     """No published ECS AMI can run this layout: the user must name one (``amiId``)."""
+    neuron_recovery: bool
+    """Neuron's node problem detector and recovery can run: it needs driver 2.15+ and a runtime from
+    Neuron 2.18 or later (aws-neuron-sdk deploy/ecs/npd.rst), which runtime 1.x is not."""
 
 
 def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily) -> RuntimeProfile:
@@ -69,6 +72,7 @@ def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily) -> RuntimeProf
             neuron_metrics=False,
             shared_pid_namespace=False,
             needs_ami_id=True,
+            neuron_recovery=False,
         )
     return RuntimeProfile(
         runtime=runtime,
@@ -81,6 +85,7 @@ def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily) -> RuntimeProf
         neuron_metrics=True,
         shared_pid_namespace=True,
         needs_ami_id=False,
+        neuron_recovery=True,
     )
 
 

@@ -35,7 +35,7 @@ SETTING_KEYS = (
     *("stackName", "instanceType", "spot", "minInstances", "maxInstances", "desiredCount", "allowedCidr"),
     *("keyName", "neuronRuntime", "modelName", "grpcPort", "restPort", "vpcCidr", "natGateways"),
     *("rootVolumeGiB", "logRetentionDays", "coresPerTask", "publicEndpoint", "minTasks", "maxTasks"),
-    *("batching", "modelS3Uri", "models", "amiId"),
+    *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery"),
 )
 # The defaults are cdk.json's own values: written once, there.
 DEFAULTS: Mapping[str, object] = {
@@ -74,6 +74,9 @@ class DeploymentSettings:
     models: tuple[ModelSettings, ...]
     ami_id: str | None
     """An EC2 image to boot instead of the SSM-published ECS Neuron AMI (required by ``rtd``)."""
+    neuron_recovery: bool | None
+    """Neuron's problem detector runs on every instance and replaces a faulty one (True), only reports
+    (False), or is left out because the layout cannot run it (None)."""
 
     @property
     def releases(self) -> NeuronReleaseSet:
@@ -226,4 +229,5 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         batching=parse_batching(raw("batching")),
         models=models,
         ami_id=ami_id,
+        neuron_recovery=boolean("neuronRecovery", raw("neuronRecovery")) if profile.neuron_recovery else None,
     )

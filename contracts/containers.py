@@ -6,3 +6,7 @@ NEURON_MONITOR = "neuron-monitor"
 NEURON_RTD = "neuron-rtd"
 MODEL_SYNC = "model-sync"
 SIDECARS = frozenset({NEURON_MONITOR, NEURON_RTD, MODEL_SYNC})
+# The node problem detector and recovery daemon's task
+NPD = "npd"
+RECOVERY = "recovery"
+DAEMON = frozenset({NPD, RECOVERY})

@@ -27,5 +27,7 @@ METRICS_NAMESPACE = "METRICS_NAMESPACE"
 CLUSTER_NAME = "CLUSTER_NAME"
 # Set by the ECS agent in every container (read by neuron_emf.py)
 ECS_CONTAINER_METADATA_URI_V4 = "ECS_CONTAINER_METADATA_URI_V4"
-# The AWS CLI's region (task -> the model-sync container)
+# The AWS SDK's region (task -> the model-sync and recovery containers)
 AWS_REGION = "AWS_REGION"
+# Neuron's recovery container: replace a faulty instance (true) or only report (false)
+ENABLE_RECOVERY = "ENABLE_RECOVERY"

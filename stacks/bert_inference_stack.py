@@ -12,6 +12,7 @@ from components.capacity import InferentiaCapacity
 from components.load_balancer import InferenceLoadBalancer
 from components.logical_ids import KeepLogicalIds
 from components.network import ServingNetwork
+from components.neuron_recovery import NeuronRecovery
 from components.observability import EndpointAlarms
 from components.served_model import ServedModel, ServingPlatform
 from config.settings import DeploymentSettings
@@ -54,7 +55,27 @@ class BertInferenceStack(Stack):
             self, "EndpointAlarms", load_balancer=endpoint.load_balancer, notifications=capacity.scaling_events
         )
 
-        platform = ServingPlatform(cluster=cluster, capacity=capacity, endpoint=endpoint)
+        recovery = (
+            NeuronRecovery(
+                self,
+                "NeuronRecovery",
+                cluster=cluster,
+                vpc=network.vpc,
+                auto_scaling_group=capacity.auto_scaling_group,
+                recover=settings.neuron_recovery,
+                log_retention_days=settings.log_retention_days,
+                notifications=capacity.scaling_events,
+            )
+            if settings.neuron_recovery is not None
+            else None
+        )
+
+        platform = ServingPlatform(
+            cluster=cluster,
+            capacity=capacity,
+            endpoint=endpoint,
+            neuron_health=recovery.errors_detected if recovery else None,
+        )
         served = [
             ServedModel(
                 self,

@@ -85,6 +85,10 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
 }
 
 
+# Logical IDs of the Neuron problem detector and recovery daemon's resources start with its construct ID.
+NEURON_RECOVERY_PREFIX = "NeuronRecovery"
+
+
 @dataclass(frozen=True)
 class Synthesized:
     """One synthesized variant: its settings, template and the raw template JSON."""
@@ -107,6 +111,20 @@ class Synthesized:
         """The properties of the one resource of ``resource_type``."""
         found = self.resources(resource_type)
         assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+        return dict(next(iter(found.values()))["Properties"])
+
+    def serving(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """The resources of ``resource_type`` that serve models (not the Neuron problem detector's)."""
+        return {
+            logical_id: resource
+            for logical_id, resource in self.resources(resource_type).items()
+            if not logical_id.startswith(NEURON_RECOVERY_PREFIX)
+        }
+
+    def only_serving(self, resource_type: str) -> dict[str, Any]:
+        """The properties of the one model-serving resource of ``resource_type``."""
+        found = self.serving(resource_type)
+        assert len(found) == 1, f"expected one serving {resource_type}, found {len(found)}"
         return dict(next(iter(found.values()))["Properties"])
 
 

@@ -83,7 +83,7 @@ def test_scale_in_drains_connections_before_dropping_a_target(synth: SynthFn) ->
 
 def test_service_registers_its_model_container_behind_both_listeners(synth: SynthFn) -> None:
     synthesized = synth("large")
-    service = synthesized.only("AWS::ECS::Service")
+    service = synthesized.only_serving("AWS::ECS::Service")
 
     registrations = sorted((lb["ContainerName"], lb["ContainerPort"]) for lb in service["LoadBalancers"])
     assert registrations == [("bert-large", 9000), ("bert-large", 9001)]

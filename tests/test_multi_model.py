@@ -82,7 +82,7 @@ def test_models_do_not_mix_with_the_one_model_settings(overrides: dict[str, obje
 def containers_of(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {
         container["Name"]: container
-        for task in synthesized.resources("AWS::ECS::TaskDefinition").values()
+        for task in synthesized.serving("AWS::ECS::TaskDefinition").values()
         for container in task["Properties"]["ContainerDefinitions"]
     }
 
@@ -108,14 +108,14 @@ def test_each_model_gets_its_own_task_with_its_core_offset(synth: SynthFn) -> No
 def test_each_model_has_its_own_service_listeners_and_dashboard(synth: SynthFn) -> None:
     synthesized = synth("multi")
 
-    synthesized.template.resource_count_is("AWS::ECS::Service", 2)
+    assert len(synthesized.serving("AWS::ECS::Service")) == 2
     synthesized.template.resource_count_is("AWS::ElasticLoadBalancingV2::LoadBalancer", 1)
     synthesized.template.resource_count_is("AWS::CloudWatch::Dashboard", 2)
     listeners = synthesized.resources("AWS::ElasticLoadBalancingV2::Listener").values()
     assert sorted(listener["Properties"]["Port"] for listener in listeners) == [8500, 8501, 8502, 8503]
     registrations = sorted(
         (lb["ContainerName"], lb["ContainerPort"])
-        for service in synthesized.resources("AWS::ECS::Service").values()
+        for service in synthesized.serving("AWS::ECS::Service").values()
         for lb in service["Properties"]["LoadBalancers"]
     )
     assert registrations == [("bert", 8500), ("bert", 8501), ("distilbert", 8502), ("distilbert", 8503)]

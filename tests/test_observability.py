@@ -16,7 +16,7 @@ SynthFn = Callable[[str], Synthesized]
 def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {
         key.removeprefix("Observability").removeprefix("EndpointAlarms"): alarm["Properties"]
-        for key, alarm in synthesized.resources("AWS::CloudWatch::Alarm").items()
+        for key, alarm in synthesized.serving("AWS::CloudWatch::Alarm").items()
     }
 
 
@@ -36,7 +36,7 @@ def test_alarms_cover_targets_tasks_resets_and_neuron_errors(synth: SynthFn, var
 
 
 def test_load_balancer_wide_alarms_exist_once_per_stack_and_per_model_ones_once_per_model(synth: SynthFn) -> None:
-    names = sorted(key.rstrip("0123456789ABCDEF") for key in synth("multi").resources("AWS::CloudWatch::Alarm"))
+    names = sorted(key.rstrip("0123456789ABCDEF") for key in synth("multi").serving("AWS::CloudWatch::Alarm"))
 
     assert names.count("EndpointAlarmsTargetResets") == 1
     assert [name for name in names if "TargetResets" in name] == ["EndpointAlarmsTargetResets"]

@@ -48,9 +48,21 @@ ACKNOWLEDGED = {
 }
 
 
+RECOVERY_ACKNOWLEDGED = {
+    ("NeuronRecovery/TaskDefinition", "AwsSolutions-ECS2"),
+    ("NeuronRecovery/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
+    ("NeuronRecovery/TaskDefinition/TaskRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "NeuronRecovery/TaskDefinition/TaskRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:"
+        "autoScalingGroup:*:autoScalingGroupName/<CapacityAutoScalingGroupASG0AD8679D>]",
+    ),
+}
+
+
 def expected_acknowledgments(settings: DeploymentSettings) -> set[tuple[str, str]]:
-    """ACKNOWLEDGED, plus each further model's task findings, plus the S3 read of S3-loaded models."""
-    expected = set(ACKNOWLEDGED)
+    """ACKNOWLEDGED, each model's task findings, the S3 read of S3-loaded models, and the recovery daemon's."""
+    expected = set(ACKNOWLEDGED) | (RECOVERY_ACKNOWLEDGED if settings.neuron_recovery is not None else set())
     for index, model in enumerate(settings.models):
         task = f"Model{index + 1}/Task"
         expected.add((f"{task}/TaskDefinition", "AwsSolutions-ECS2"))
@@ -62,13 +74,17 @@ def expected_acknowledgments(settings: DeploymentSettings) -> set[tuple[str, str
 
 
 # Actions IAM cannot scope to a resource (or, for the agent's Poll family, scopes by condition).
-STAR_RESOURCE_ACTIONS = {
-    "ecs:DiscoverPollEndpoint": False,  # no resource-level permissions
-    "ecr:GetAuthorizationToken": False,  # no resource-level permissions
-    "autoscaling:DescribeAutoScalingGroups": False,  # no resource-level permissions
-    "ecs:Poll": True,  # True: must carry an ecs:cluster condition
-    "ecs:StartTelemetrySession": True,
-    "ecs:UpdateContainerInstancesState": True,
+# Each maps to the condition key it must then carry, or None where no condition narrows it.
+STAR_RESOURCE_ACTIONS: dict[str, str | None] = {
+    "ecs:DiscoverPollEndpoint": None,  # no resource-level permissions
+    "ecr:GetAuthorizationToken": None,
+    "autoscaling:DescribeAutoScalingGroups": None,
+    "autoscaling:DescribeAutoScalingInstances": None,
+    "ecs:Poll": "ecs:cluster",
+    "ecs:StartTelemetrySession": "ecs:cluster",
+    "ecs:UpdateContainerInstancesState": "ecs:cluster",
+    "cloudwatch:PutMetricData": "cloudwatch:namespace",
+    "ec2:DescribeInstances": "ec2:ResourceTag/aws:autoscaling:groupName",
 }
 MANAGED_POLICIES = {"AmazonSSMManagedInstanceCore", "service-role/AWSLambdaBasicExecutionRole"}
 
@@ -152,7 +168,7 @@ def test_readme_lists_every_acknowledgment_and_accepted_finding() -> None:
         ("Model1/Task/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
         ("Model1/Task/TaskDefinition/TaskRole/DefaultPolicy", s3_rule),
     ]
-    for path, rule in [*ACKNOWLEDGED, *per_model]:
+    for path, rule in [*ACKNOWLEDGED, *RECOVERY_ACKNOWLEDGED, *per_model]:
         assert f"`{rule}`" in security, rule
         assert f"`{path}`" in security, path
     for entry in json.loads(CHECKOV_BASELINE.read_text())["accepted"]:
@@ -169,8 +185,10 @@ def test_no_wildcard_action_and_star_resources_only_where_aws_requires(synth: Sy
         assert not [action for action in actions if "*" in action], (logical_id, actions)
         if "*" in _as_list(statement["Resource"]):
             assert set(actions) <= set(STAR_RESOURCE_ACTIONS), (logical_id, actions)
-            if any(STAR_RESOURCE_ACTIONS[action] for action in actions):
-                assert "ecs:cluster" in json.dumps(statement.get("Condition", {})), (logical_id, actions)
+            for action in actions:
+                key = STAR_RESOURCE_ACTIONS[action]
+                if key is not None:
+                    assert key in json.dumps(statement.get("Condition", {})), (logical_id, action)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

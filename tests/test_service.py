@@ -37,7 +37,7 @@ def test_service_runs_on_the_capacity_provider_and_starts_replacements_first(
     synth: SynthFn, variant: str, minimum: int
 ) -> None:
     synthesized = synth(variant)
-    service = synthesized.only("AWS::ECS::Service")
+    service = synthesized.only_serving("AWS::ECS::Service")
 
     (strategy,) = service["CapacityProviderStrategy"]
     assert strategy["CapacityProvider"]["Ref"] in synthesized.resources("AWS::ECS::CapacityProvider")
@@ -52,7 +52,7 @@ def test_service_runs_on_the_capacity_provider_and_starts_replacements_first(
 
 def test_libnrt_tasks_share_instances_of_the_configured_size(synth: SynthFn) -> None:
     # CPU reservations, not a placement constraint, cap the tasks per instance (test_task.py)
-    service = synth("large").only("AWS::ECS::Service")
+    service = synth("large").only_serving("AWS::ECS::Service")
 
     assert service["PlacementConstraints"] == [
         {"Type": "memberOf", "Expression": "attribute:ecs.instance-type == inf1.24xlarge"},
@@ -60,7 +60,7 @@ def test_libnrt_tasks_share_instances_of_the_configured_size(synth: SynthFn) -> 
 
 
 def test_rtd_tasks_land_one_per_instance(synth: SynthFn) -> None:
-    service = synth("rtd").only("AWS::ECS::Service")
+    service = synth("rtd").only_serving("AWS::ECS::Service")
 
     assert service["PlacementConstraints"] == [
         {"Type": "distinctInstance"},
@@ -143,7 +143,7 @@ def test_no_autoscaled_service_sets_a_desired_count(synth: SynthFn) -> None:
         synthesized = synth(variant)
         targets = synthesized.resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
         scaled = {json.dumps(target["Properties"]["ResourceId"]) for target in targets}
-        for logical_id, service in synthesized.resources("AWS::ECS::Service").items():
+        for logical_id, service in synthesized.serving("AWS::ECS::Service").items():
             assert logical_id in "".join(scaled), (variant, logical_id)
             assert "DesiredCount" not in service["Properties"], (variant, logical_id)
 
@@ -236,7 +236,7 @@ def test_the_deployment_simulation_sees_the_gap_of_the_old_configuration() -> No
 def test_deployments_keep_a_healthy_task_at_one_two_and_many_tasks(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
     settings = synthesized.settings
-    config = next(iter(synthesized.resources("AWS::ECS::Service").values()))["Properties"]["DeploymentConfiguration"]
+    config = next(iter(synthesized.serving("AWS::ECS::Service").values()))["Properties"]["DeploymentConfiguration"]
     slots = settings.max_instances * settings.tasks_per_instance
 
     for count in sorted({1, 2, settings.max_tasks} & set(range(max(1, settings.min_tasks), settings.max_tasks + 1))):

@@ -14,7 +14,7 @@ SynthFn = Callable[[str], Synthesized]
 
 
 def containers(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
-    definitions = synthesized.only("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    definitions = synthesized.only_serving("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
     return {container["Name"]: container for container in definitions}
 
 
@@ -51,7 +51,7 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
     assert environment(server) == expected_environment
     slots_mount = {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
     assert slots_mount in server["MountPoints"]
-    volumes = synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
+    volumes = synthesized.only_serving("AWS::ECS::TaskDefinition")["Volumes"]
     slots_dir = f"/var/run/neuron-core-slots/{settings.models[0].name}"  # one lock directory per model
     assert {"Host": {"SourcePath": slots_dir}, "Name": "neuron-slots"} in volumes
 
@@ -85,7 +85,7 @@ def test_libnrt_server_publishes_grpc_and_rest_on_dynamic_host_ports(
 
     mappings = [(m["Name"], m["ContainerPort"], m["HostPort"], m["Protocol"]) for m in server["PortMappings"]]
     assert mappings == [("grpc", ports[0], 0, "tcp"), ("rest", ports[1], 0, "tcp")]
-    assert synthesized.only("AWS::ECS::TaskDefinition")["NetworkMode"] == "bridge"
+    assert synthesized.only_serving("AWS::ECS::TaskDefinition")["NetworkMode"] == "bridge"
     assert server["StopTimeout"] == 60
 
 
@@ -114,13 +114,13 @@ def test_libnrt_task_has_two_containers_with_a_non_essential_monitor(synth: Synt
     assert "PortMappings" not in monitor
     assert environment(monitor)["METRICS_NAMESPACE"] == "NeuronMonitor"
     assert environment(monitor)["CLUSTER_NAME"] == {"Ref": "ClusterEB0386A7"}
-    assert synthesized.only("AWS::ECS::TaskDefinition")["PidMode"] == "task"
+    assert synthesized.only_serving("AWS::ECS::TaskDefinition")["PidMode"] == "task"
 
 
 @pytest.mark.parametrize("variant", ["default", "inf2", "large"])
 def test_libnrt_uses_no_daemon_socket_and_no_sys_admin(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
-    task = synthesized.only("AWS::ECS::TaskDefinition")
+    task = synthesized.only_serving("AWS::ECS::TaskDefinition")
 
     assert [volume["Name"] for volume in task["Volumes"]] == ["neuron-slots"]
     for container in task["ContainerDefinitions"]:
@@ -132,7 +132,7 @@ def test_libnrt_uses_no_daemon_socket_and_no_sys_admin(synth: SynthFn, variant: 
 def test_rtd_layout_is_the_walkthrough_task_exactly(synth: SynthFn) -> None:
     # GIVEN neuronRuntime=rtd THEN the task matches the brief's table, part by part
     synthesized = synth("rtd")
-    task = synthesized.only("AWS::ECS::TaskDefinition")
+    task = synthesized.only_serving("AWS::ECS::TaskDefinition")
     bert, rtd = containers(synthesized)["bert"], containers(synthesized)["neuron-rtd"]
 
     assert task["Volumes"] == [{"Host": {"SourcePath": "/tmp/sock"}, "Name": "sock"}]
@@ -176,7 +176,7 @@ def test_every_container_logs_to_the_task_log_group_with_a_retention(synth: Synt
 @pytest.mark.parametrize("variant", ["default", "rtd"])
 def test_execution_role_is_separate_from_an_empty_task_role(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
-    task = synthesized.only("AWS::ECS::TaskDefinition")
+    task = synthesized.only_serving("AWS::ECS::TaskDefinition")
     execution_role = task["ExecutionRoleArn"]["Fn::GetAtt"][0]
     task_role = task["TaskRoleArn"]["Fn::GetAtt"][0]
 
@@ -211,12 +211,12 @@ def test_model_from_s3_is_copied_into_the_task_before_the_server_starts(synth: S
     assert server["DependsOn"] == [{"Condition": "SUCCESS", "ContainerName": "model-sync"}]
     assert {"ContainerPath": "/model", "ReadOnly": True, "SourceVolume": "model"} in server["MountPoints"]
     assert environment(server)["MODEL_BASE_PATH"] == "/model"
-    assert {"Name": "model"} in synthesized.only("AWS::ECS::TaskDefinition")["Volumes"]
+    assert {"Name": "model"} in synthesized.only_serving("AWS::ECS::TaskDefinition")["Volumes"]
 
 
 def test_model_from_s3_grants_read_on_its_prefix_only(synth: SynthFn) -> None:
     synthesized = synth("split")
-    task_role = synthesized.only("AWS::ECS::TaskDefinition")["TaskRoleArn"]["Fn::GetAtt"][0]
+    task_role = synthesized.only_serving("AWS::ECS::TaskDefinition")["TaskRoleArn"]["Fn::GetAtt"][0]
     (policy,) = [
         p["Properties"]["PolicyDocument"]["Statement"]
         for p in synthesized.resources("AWS::IAM::Policy").values()
@@ -254,8 +254,9 @@ def test_every_container_that_calls_aws_knows_its_region(synth: SynthFn) -> None
         for task in synth(variant).resources("AWS::ECS::TaskDefinition").values():
             for container in task["Properties"]["ContainerDefinitions"]:
                 image = json.dumps(container["Image"])
-                if "aws-cli" in image or container.get("EntryPoint", [""])[0] == "aws":
+                if "aws-cli" in image or "neuron-node-recovery" in image:
                     callers.append((variant, container["Name"]))
                     assert environment(container).get("AWS_REGION") == {"Ref": "AWS::Region"}, callers[-1]
 
     assert ("split", "model-sync") in callers
+    assert ("default", "recovery") in callers
