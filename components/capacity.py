@@ -150,8 +150,16 @@ class InferentiaCapacity(Construct):
             notifications=[autoscaling.NotificationConfiguration(topic=self.scaling_events)],
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
+                # The preferred size first; on-demand capacity is launched in this order, spot from the
+                # pools with the most capacity at the lowest price.
+                launch_template_overrides=[
+                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(size.name))
+                    for size in settings.instance_sizes
+                ]
+                if settings.fallback_sizes
+                else None,
                 instances_distribution=autoscaling.InstancesDistribution(
-                    on_demand_base_capacity=0,
+                    on_demand_base_capacity=settings.on_demand_base,
                     on_demand_percentage_above_base_capacity=0 if settings.spot else 100,
                     spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
                 ),

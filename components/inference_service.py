@@ -46,6 +46,25 @@ def deployment_percents(*, max_tasks: int, task_slots: int) -> tuple[int, int]:
     return one_at_a_time_min_healthy_percent(max_tasks), 200
 
 
+def placement_constraints(settings: DeploymentSettings) -> list[ecs.PlacementConstraint]:
+    """Tasks go only to the group's sizes, and never more of one service per instance than it has core slots.
+
+    Several tasks per instance are capped by their CPU shares (components/inference_task.py); one
+    task per instance by a distinct-instance constraint, exact on every size the group launches.
+    """
+    names = [size.name for size in settings.instance_sizes]
+    expression = (
+        f"attribute:ecs.instance-type == {names[0]}"
+        if len(names) == 1
+        else f"attribute:ecs.instance-type in [{', '.join(names)}]"
+    )
+    one_per_instance = settings.profile.one_task_per_instance or settings.tasks_per_instance == 1
+    return [
+        *([ecs.PlacementConstraint.distinct_instances()] if one_per_instance else []),
+        ecs.PlacementConstraint.member_of(expression),
+    ]
+
+
 class InferenceService(Construct):
     """An EC2 service on the capacity provider, autoscaled, deployed without ever dropping to no task.
 
@@ -87,10 +106,7 @@ class InferenceService(Construct):
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             min_healthy_percent=min_healthy,
             max_healthy_percent=max_healthy,
-            placement_constraints=[
-                *([ecs.PlacementConstraint.distinct_instances()] if profile.one_task_per_instance else []),
-                ecs.PlacementConstraint.member_of(f"attribute:ecs.instance-type == {settings.instance_size.name}"),
-            ],
+            placement_constraints=placement_constraints(settings),
             health_check_grace_period=HEALTH_CHECK_START_PERIOD,
         )
         # The strategy names the provider by a string, which gives CloudFormation no order against the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -57,13 +59,15 @@ def neuron_devices(instance_size: InstanceSize, *permissions: ecs.DevicePermissi
     ]
 
 
-def cpu_share(instance_size: InstanceSize, cores_per_task: int) -> int:
-    """CPU units reserved per task, in proportion to its NeuronCores.
+def cpu_share(instance_sizes: Sequence[InstanceSize], cores_per_task: int) -> int:
+    """CPU units reserved per task, in proportion to its NeuronCores, on the smallest size the group launches.
 
     The shares of all the tasks an instance can hold add up to its CPU, so ECS places no more tasks
-    on an instance than it has core slots.
+    on an instance than it has core slots. (Sizes of other vCPU counts are allowed only where one
+    task takes the whole instance and a distinct-instance constraint keeps it alone: config/fleet.py.)
     """
-    return instance_size.vcpus * CPU_UNITS_PER_VCPU * cores_per_task // instance_size.neuron_cores
+    smallest = min(instance_sizes, key=lambda size: size.vcpus)
+    return smallest.vcpus * CPU_UNITS_PER_VCPU * cores_per_task // smallest.neuron_cores
 
 
 def core_slot_environment(model: ModelSettings) -> dict[str, str]:
@@ -105,7 +109,7 @@ class InferenceTaskDefinition(Construct):
         *,
         profile: RuntimeProfile,
         model: ModelSettings,
-        instance_size: InstanceSize,
+        instance_sizes: Sequence[InstanceSize],
         server_image: ecs.ContainerImage,
         sidecar_image: ecs.ContainerImage,
         log_retention_days: int,
@@ -152,7 +156,7 @@ class InferenceTaskDefinition(Construct):
                 server_image=server_image,
                 monitor_image=sidecar_image,
                 port_mappings=port_mappings,
-                instance_size=instance_size,
+                instance_sizes=instance_sizes,
                 cluster_name=cluster_name,
                 batching=batching,
             )
@@ -229,7 +233,7 @@ class InferenceTaskDefinition(Construct):
         server_image: ecs.ContainerImage,
         monitor_image: ecs.ContainerImage,
         port_mappings: list[ecs.PortMapping],
-        instance_size: InstanceSize,
+        instance_sizes: Sequence[InstanceSize],
         cluster_name: str,
         batching: BatchingSettings | None,
     ) -> None:
@@ -238,13 +242,16 @@ class InferenceTaskDefinition(Construct):
         self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=f"{SLOT_HOST_PATH}/{model.name}"))
         server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
-        server_linux.add_devices(*neuron_devices(instance_size, ecs.DevicePermission.READ, ecs.DevicePermission.WRITE))
+        # Every size the group launches has the same chips (config/fleet.py).
+        server_linux.add_devices(
+            *neuron_devices(instance_sizes[0], ecs.DevicePermission.READ, ecs.DevicePermission.WRITE)
+        )
         server = self.task_definition.add_container(
             "ModelServer",
             container_name=model.name,
             image=server_image,
             essential=True,
-            cpu=cpu_share(instance_size, model.cores_per_task),
+            cpu=cpu_share(instance_sizes, model.cores_per_task),
             memory_reservation_mib=SERVER_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
             environment={

@@ -56,7 +56,7 @@ class ServedModel(IdTransparentScope):
             "Task",
             profile=settings.profile,
             model=model,
-            instance_size=settings.instance_size,
+            instance_sizes=settings.instance_sizes,
             server_image=images.server_image,
             sidecar_image=images.sidecar_image,
             log_retention_days=settings.log_retention_days,

@@ -176,6 +176,14 @@ def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -
     row = sum(entry.cores for entry in entries)
     if entries and size.neuron_cores % row:
         raise fail("models", row, f"the models' cores add up to {row}, which must divide {size.neuron_cores}")
+    if entries and row != size.neuron_cores:
+        raise fail(
+            "models",
+            row,
+            f"the models' cores add up to {row}; several models share an instance one task each, so they must add "
+            f"up to all {size.neuron_cores} NeuronCores of {size.name} (ECS can cap a service at one task per "
+            "instance, not at several)",
+        )
     offsets = [sum(entry.cores for entry in entries[:index]) for index in range(len(entries))]
     models = tuple(
         ModelSettings(

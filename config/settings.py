@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.batching import BatchingSettings, parse_batching
+from config.fleet import Zones, check_subnets_fit, parse_fallback_sizes, parse_zones
 from config.hardware import INSTANCE_SIZES, InstanceSize
 from config.log_retention import LOG_RETENTION_DAYS
 from config.neuron_releases import NeuronReleaseSet
@@ -35,7 +36,8 @@ SETTING_KEYS = (
     *("stackName", "instanceType", "spot", "minInstances", "maxInstances", "desiredCount", "allowedCidr"),
     *("keyName", "neuronRuntime", "modelName", "grpcPort", "restPort", "vpcCidr", "natGateways"),
     *("rootVolumeGiB", "logRetentionDays", "coresPerTask", "publicEndpoint", "minTasks", "maxTasks"),
-    *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery"),
+    *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery", "availabilityZones"),
+    *("fallbackInstanceTypes", "onDemandBase"),
 )
 # The defaults are cdk.json's own values: written once, there.
 DEFAULTS: Mapping[str, object] = {
@@ -77,6 +79,16 @@ class DeploymentSettings:
     neuron_recovery: bool | None
     """Neuron's problem detector runs on every instance and replaces a faulty one (True), only reports
     (False), or is left out because the layout cannot run it (None)."""
+    zones: Zones
+    fallback_sizes: tuple[InstanceSize, ...]
+    """More sizes the group may launch when ``instance_size`` has no capacity, with its task layout."""
+    on_demand_base: int
+    """Instances kept on-demand beneath the spot ones."""
+
+    @property
+    def instance_sizes(self) -> tuple[InstanceSize, ...]:
+        """Every size the group may launch, the preferred one first."""
+        return (self.instance_size, *self.fallback_sizes)
 
     @property
     def releases(self) -> NeuronReleaseSet:
@@ -190,6 +202,14 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     counts = _counts(raw, size, models)
 
     vpc_cidr = ipv4_cidr("vpcCidr", raw("vpcCidr"), vpc=True)
+    zones = parse_zones(raw("availabilityZones"))
+    check_subnets_fit(zones, vpc_cidr)
+    fallback_sizes = parse_fallback_sizes(
+        raw("fallbackInstanceTypes"), size, tasks_per_instance=models[0].tasks_per_instance
+    )
+    on_demand_base = integer("onDemandBase", raw("onDemandBase"), low=0, high=MAX_INSTANCES)
+    if on_demand_base > counts.max_instances:
+        raise fail("onDemandBase", on_demand_base, f"must not exceed maxInstances ({counts.max_instances})")
     allowed_cidr_value = raw("allowedCidr")
     allowed_cidr = vpc_cidr if allowed_cidr_value == "" else ipv4_cidr("allowedCidr", allowed_cidr_value, vpc=False)
     if allowed_cidr == "0.0.0.0/0":
@@ -230,4 +250,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         models=models,
         ami_id=ami_id,
         neuron_recovery=boolean("neuronRecovery", raw("neuronRecovery")) if profile.neuron_recovery else None,
+        zones=zones,
+        fallback_sizes=fallback_sizes,
+        on_demand_base=on_demand_base,
     )

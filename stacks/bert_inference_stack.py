@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aspects, CfnOutput, Stack
+from aws_cdk import Aspects, CfnOutput, Fn, Stack
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
@@ -22,14 +22,23 @@ from contracts import outputs
 class BertInferenceStack(Stack):
     """Composes network, cluster, capacity and endpoint, then one :class:`ServedModel` per model."""
 
+    @property
+    def availability_zones(self) -> list[str]:
+        """The named zones, or the region's first ones: an environment-agnostic stack would otherwise get two."""
+        zones = self._zones
+        return list(zones.names) or [Fn.select(index, Fn.get_azs()) for index in range(zones.count)]
+
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self._zones = settings.zones
 
         network = ServingNetwork(
             self,
             "Network",
             vpc_cidr=settings.vpc_cidr,
             nat_gateways=settings.nat_gateways,
+            zones=settings.zones.count,
+            named_zones=bool(settings.zones.names),
             allowed_cidr=settings.allowed_cidr,
             allow_ssh=settings.key_name is not None,
             flow_log_retention_days=settings.log_retention_days,

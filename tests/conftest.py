@@ -38,7 +38,13 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
     "default": {},
     # The walk-through's own AMI (us-east-1): no current ECS AMI runs neuron-rtd.
     "rtd": {"neuronRuntime": "rtd", "amiId": "ami-04450f16e0cd20356"},
-    "inf2": {"instanceType": "inf2.xlarge", "spot": "false"},
+    # On-demand, with a fallback size and three named zones.
+    "inf2": {
+        "instanceType": "inf2.xlarge",
+        "spot": "false",
+        "fallbackInstanceTypes": "inf2.8xlarge",
+        "availabilityZones": "us-east-1a,us-east-1b,us-east-1d",
+    },
     "large": {
         "instanceType": "inf1.24xlarge",
         "keyName": "ops-key",
@@ -65,16 +71,17 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "maxInstances": "1",
         "publicEndpoint": "true",
         "allowedCidr": "198.51.100.0/24",
+        "onDemandBase": "1",
     },
-    # Two models side by side on inf1.6xlarge: each instance holds four rows of (bert, distilbert).
+    # Two models side by side on inf1.6xlarge: each instance holds one task of each, on two chips each.
     "multi": {
         "instanceType": "inf1.6xlarge",
         "models": json.dumps(
             [
-                {"name": "bert", "cores": 2, "grpcPort": 8500, "restPort": 8501, "modelS3Uri": "s3://models-a/bert"},
+                {"name": "bert", "cores": 8, "grpcPort": 8500, "restPort": 8501, "modelS3Uri": "s3://models-a/bert"},
                 {
                     "name": "distilbert",
-                    "cores": 2,
+                    "cores": 8,
                     "grpcPort": 8502,
                     "restPort": 8503,
                     "modelS3Uri": "s3://models-a/distil",

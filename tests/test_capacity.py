@@ -175,3 +175,32 @@ def test_scaling_events_go_to_a_topic_that_refuses_plain_http(synth: SynthFn) ->
     }
     policy = synthesized.only("AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy)
+
+
+def test_fallback_sizes_are_offered_in_order_and_tasks_follow_them(synth: SynthFn) -> None:
+    synthesized = synth("inf2")
+    policy = synthesized.only("AWS::AutoScaling::AutoScalingGroup")["MixedInstancesPolicy"]
+
+    overrides = [override["InstanceType"] for override in policy["LaunchTemplate"]["Overrides"]]
+    assert overrides == ["inf2.xlarge", "inf2.8xlarge"]
+    service = synthesized.only_serving("AWS::ECS::Service")
+    assert {"Type": "memberOf", "Expression": "attribute:ecs.instance-type in [inf2.xlarge, inf2.8xlarge]"} in (
+        service["PlacementConstraints"]
+    )
+    # one task per instance: alone on every size, whatever its vCPUs
+    assert {"Type": "distinctInstance"} in service["PlacementConstraints"]
+
+
+def test_without_fallback_sizes_the_group_launches_one_size(synth: SynthFn) -> None:
+    policy = synth("default").only("AWS::AutoScaling::AutoScalingGroup")["MixedInstancesPolicy"]
+
+    assert "Overrides" not in policy["LaunchTemplate"]
+
+
+@pytest.mark.parametrize(("variant", "base"), [("default", 0), ("split", 1)])
+def test_on_demand_base_keeps_instances_beneath_the_spot_ones(synth: SynthFn, variant: str, base: int) -> None:
+    distribution = synth(variant).only("AWS::AutoScaling::AutoScalingGroup")["MixedInstancesPolicy"][
+        "InstancesDistribution"
+    ]
+
+    assert distribution["OnDemandBaseCapacity"] == base

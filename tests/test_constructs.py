@@ -41,7 +41,7 @@ def _task(stack: cdk.Stack, settings: DeploymentSettings) -> InferenceTaskDefini
         "Task",
         profile=settings.profile,
         model=settings.models[0],
-        instance_size=settings.instance_size,
+        instance_sizes=settings.instance_sizes,
         server_image=image,
         sidecar_image=image,
         log_retention_days=7,

@@ -1,7 +1,8 @@
-"""Network: a two-AZ VPC, instances in private subnets, and only the model server's ports open."""
+"""Network: a VPC over three zones (or named ones), instances in private subnets, only the model server's ports open."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,13 +25,28 @@ def ingress_rules(synthesized: Synthesized) -> list[dict[str, Any]]:
     return rules
 
 
-def test_vpc_spans_two_azs_with_one_nat_gateway(synth: SynthFn) -> None:
+def test_vpc_spans_three_of_the_regions_zones_with_one_nat_gateway(synth: SynthFn) -> None:
     default = synth("default")
 
     default.template.has_resource_properties("AWS::EC2::VPC", {"CidrBlock": "10.0.0.0/16"})
-    subnets = default.resources("AWS::EC2::Subnet")
-    assert len(subnets) == 4  # public and private, in each of two AZs
+    subnets = default.resources("AWS::EC2::Subnet").values()
+    assert len(subnets) == 6  # public and private, in each of three AZs
+    zones = {json.dumps(subnet["Properties"]["AvailabilityZone"]) for subnet in subnets}
+    assert zones == {json.dumps({"Fn::Select": [index, {"Fn::GetAZs": ""}]}) for index in range(3)}
     default.template.resource_count_is("AWS::EC2::NatGateway", 1)
+
+
+def test_named_zones_are_used_as_given(synth: SynthFn) -> None:
+    subnets = synth("inf2").resources("AWS::EC2::Subnet").values()
+
+    assert sorted({subnet["Properties"]["AvailabilityZone"] for subnet in subnets}) == [
+        "us-east-1a",
+        "us-east-1b",
+        "us-east-1d",
+    ]
+    # the instances and the load balancer span every zone
+    group = synth("inf2").only("AWS::AutoScaling::AutoScalingGroup")
+    assert len(group["VPCZoneIdentifier"]) == 3
 
 
 def instance_ingress(synthesized: Synthesized) -> list[tuple[int, int, str]]:

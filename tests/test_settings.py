@@ -130,6 +130,19 @@ BAD_VALUES = [
     ("amiId", "ami-0123456789abcdef", "ami- and 8 or 17 lower-case hex digits"),
     ("amiId", 42, "expected a string"),
     ("neuronRuntime", "rtd", "'rtd' needs amiId: no current ECS AMI runs neuron-rtd"),
+    ("availabilityZones", "1", "a count from 2 to 6"),
+    ("availabilityZones", 7, "a count from 2 to 6"),
+    ("availabilityZones", "us-east-1a", "2-6 zone names"),
+    ("availabilityZones", "us-east-1a,us-east-1a", "each once"),
+    ("availabilityZones", "us-east-1a,us-west-2b", "zones of one region"),
+    ("availabilityZones", "us-east-1a,useast1b", "2-6 zone names"),
+    ("availabilityZones", '["us-east-1a", 3]', "2-6 zone names"),
+    ("fallbackInstanceTypes", "inf1.6xlarge", "would change the task layout: inf1.6xlarge has 4 chips"),
+    ("fallbackInstanceTypes", "inf2.xlarge", "would change the task layout"),
+    ("fallbackInstanceTypes", "inf1.xlarge", "other than instanceType (inf1.xlarge)"),
+    ("fallbackInstanceTypes", "m5.large", "expected sizes from inf1.xlarge"),
+    ("onDemandBase", "-1", "whole number from 0"),
+    ("onDemandBase", "3", "must not exceed maxInstances (2)"),
     ("maxTasks", "3", "must not exceed maxInstances x tasks per instance (2)"),
     ("batching", "yes", "expected {} to turn batching off"),
     ("batching", {"maxBatch": 4}, "maxBatchSize, batchTimeoutMicros"),
@@ -167,6 +180,16 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
         ({"coresPerTask": 2, "neuronRuntime": "rtd", "amiId": RTD_AMI}, "coresPerTask", "one task per instance"),
         ({"minTasks": 0, "desiredCount": 1}, "minTasks", "autoscaling could never bring it back"),
         ({"maxInstances": 1, "maxTasks": 1}, "maxInstances", "must be at least 2"),
+        (
+            {"availabilityZones": 3, "vpcCidr": "10.0.0.0/22"},
+            "vpcCidr",
+            "holds 4 /24 subnets, and 3 availability zones need 6",
+        ),
+        (
+            {"coresPerTask": 1, "fallbackInstanceTypes": ["inf1.2xlarge"]},
+            "fallbackInstanceTypes",
+            "has 8 vCPUs where inf1.xlarge has 4: with 4 tasks per instance",
+        ),
         ({"desiredCount": 2, "maxTasks": 1}, "desiredCount", "between minTasks (1) and maxTasks (1)"),
         ({"desiredCount": 0}, "desiredCount", "between minTasks (1) and maxTasks (2)"),
         ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize", "from 1 to 1024"),
@@ -276,3 +299,26 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         assert row is not None, f"README's settings table lacks {key}"
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         assert shown == "" or f"`{shown}`" in row, f"README shows another default for {key}"
+
+
+@pytest.mark.parametrize("given", ["inf1.2xlarge", ["inf1.2xlarge"], '["inf1.2xlarge"]', " inf1.2xlarge "])
+def test_fallback_sizes_arrive_as_a_list_or_a_comma_separated_string(given: object) -> None:
+    assert [size.name for size in settings_with(fallbackInstanceTypes=given).instance_sizes] == [
+        "inf1.xlarge",
+        "inf1.2xlarge",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "count", "names"),
+    [
+        (3, 3, ()),
+        ("2", 2, ()),
+        ("us-east-1a,us-east-1c", 2, ("us-east-1a", "us-east-1c")),
+        (["eu-west-1a", "eu-west-1b", "eu-west-1c"], 3, ("eu-west-1a", "eu-west-1b", "eu-west-1c")),
+    ],
+)
+def test_zones_are_a_count_or_names(given: object, count: int, names: tuple[str, ...]) -> None:
+    zones = settings_with(availabilityZones=given).zones
+
+    assert (zones.count, zones.names) == (count, names)
