@@ -56,7 +56,7 @@ unit: $(PY_STAMP)
 test: lint typecheck unit
 
 snapshot-update: $(PY_STAMP)
-	$(BIN)/pytest tests/test_snapshots.py --snapshot-update
+	$(BIN)/pytest -n 0 tests/test_snapshots.py --snapshot-update
 
 # Load a deployed server: make bench TARGET=host:8500 [BENCH_ARGS="--concurrency 8 --duration 30"]
 TARGET ?=

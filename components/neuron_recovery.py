@@ -145,6 +145,10 @@ class NeuronRecovery(Construct):
             cluster=cluster,
             task_definition=task,
             daemon=True,
+            # A daemon's replacement starts on the same instance only once the old task has stopped.
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             security_groups=[self.security_group],
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         )
