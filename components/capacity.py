@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import jsii
-from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from components.findings import acknowledge
+from components.notifications import notifications_topic
 from components.scale_in_protection import LiftScaleInProtectionOnDelete
 from config.hardware import InstanceSize
 from config.settings import DeploymentSettings
@@ -24,6 +25,15 @@ SPOT_DRAINING = "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.con
 AWAIT_NEURON_DEVICES = Path(__file__).resolve().parent / "host" / "await-neuron-devices.sh"
 NEURON_DEVICE_WAIT_SECONDS = 300
 NEURON_DEVICE_POLL_SECONDS = 5
+
+
+class ServingCapacity(Protocol):
+    """What the services need of either capacity mode: the provider to run on, and the topic to notify."""
+
+    @property
+    def capacity_provider_name(self) -> str: ...
+    @property
+    def scaling_events(self) -> sns.ITopic: ...
 
 
 def await_neuron_devices(instance_size: InstanceSize) -> str:
@@ -99,8 +109,7 @@ class InferentiaCapacity(Construct):
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
         )
         self._grant_ecs_agent(cluster)
-        self.scaling_events = sns.Topic(self, "ScalingEvents", enforce_ssl=True)
-        self._let_alarms_publish(self.scaling_events)
+        self.scaling_events = notifications_topic(self, "ScalingEvents")
 
         user_data = ec2.UserData.for_linux()
         # Fail fast: a step that fails stops the script before the cluster's join line.
@@ -187,37 +196,8 @@ class InferentiaCapacity(Construct):
             log_retention_days=settings.log_retention_days,
         )
         self.lift_protection.must_outlive(self.capacity_provider)
+        self.capacity_provider_name = self.capacity_provider.capacity_provider_name
         self._acknowledge_findings()
-
-    @staticmethod
-    def _let_alarms_publish(topic: sns.Topic) -> None:
-        """CloudWatch may publish this account's alarms to ``topic``.
-
-        ``enforce_ssl`` writes a topic policy, which replaces SNS's default one; CloudWatch publishes
-        alarm actions as a service principal, so without this statement no alarm is delivered ("is not
-        authorized to perform: SNS:Publish", aws-solutions/automated-security-response-on-aws#43,
-        fixed in #44 the same way). Auto Scaling's notifications use its service-linked role instead.
-        """
-        stack = Stack.of(topic)
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsOfThisAccount",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                },
-            )
-        )
 
     def _grant_ecs_agent(self, cluster: ecs.ICluster) -> None:
         """What the ECS agent calls, and only for this cluster where IAM lets a policy say so."""
@@ -265,10 +245,4 @@ class InferentiaCapacity(Construct):
             "AwsSolutions-EC26",
             "The launch template encrypts the root volume (tests assert it); the rule cannot follow "
             "the group's LatestVersionNumber reference to the launch template",
-        )
-        acknowledge(
-            self.scaling_events,
-            "AwsSolutions-SNS2",
-            "Scaling notifications carry only instance IDs and activity; Auto Scaling cannot publish "
-            "to a topic under the AWS managed SNS key",
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from aws_cdk import CfnResource, Duration
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from components.capacity import InferentiaCapacity
+from components.capacity import ServingCapacity
 from components.inference_task import HEALTH_CHECK_START_PERIOD
 from components.logical_ids import stable_unique_id
+from components.managed_instances_service import ManagedInstancesService
 from components.neuron_metrics import neuron_core_utilization
 from config.settings import DeploymentSettings
 
@@ -32,7 +34,7 @@ def one_at_a_time_min_healthy_percent(tasks: int) -> int:
     return (tasks - 1) * 100 // tasks
 
 
-def deployment_percents(*, max_tasks: int, task_slots: int) -> tuple[int, int]:
+def deployment_percents(*, max_tasks: int, task_slots: int | None) -> tuple[int, int]:
     """(minimum healthy, maximum) percent of a rolling deployment that never leaves the service without a task.
 
     Maximum 200 %: ECS starts replacements beside the old tasks wherever a core slot is free, and
@@ -41,7 +43,7 @@ def deployment_percents(*, max_tasks: int, task_slots: int) -> tuple[int, int]:
     starts before its predecessor stops. Otherwise, at ``maxTasks`` one task must stop first, so
     the minimum keeps ``max_tasks - 1`` (never 0: settings refuse a fleet of one slot).
     """
-    if task_slots > max_tasks:
+    if task_slots is None or task_slots > max_tasks:  # None: AWS sizes the fleet (Managed Instances)
         return 100, 200
     return one_at_a_time_min_healthy_percent(max_tasks), 200
 
@@ -80,35 +82,49 @@ class InferenceService(Construct):
         *,
         cluster: ecs.Cluster,
         task_definition: ecs.TaskDefinition,
-        capacity: InferentiaCapacity,
+        capacity: ServingCapacity,
         settings: DeploymentSettings,
+        security_group: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, construct_id)
         profile = settings.profile
-        min_healthy, max_healthy = deployment_percents(
-            max_tasks=settings.max_tasks, task_slots=settings.max_instances * settings.tasks_per_instance
-        )
+        min_healthy, max_healthy = deployment_percents(max_tasks=settings.max_tasks, task_slots=settings.task_slots)
 
-        self.service = ecs.Ec2Service(
-            self,
-            "Service",
-            cluster=cluster,
-            task_definition=task_definition,
-            # No DesiredCount in the template: CloudFormation would send it on every update that touches
-            # the service and reset the count autoscaling chose (aws-cdk#13130, containers-roadmap#493).
-            # A new service starts at 1 and Application Auto Scaling moves it into [min, max] when the
-            # scalable target registers (RegisterScalableTarget API reference).
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(
-                    capacity_provider=capacity.capacity_provider.capacity_provider_name, weight=1
-                ),
-            ],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=min_healthy,
-            max_healthy_percent=max_healthy,
-            placement_constraints=placement_constraints(settings),
-            health_check_grace_period=HEALTH_CHECK_START_PERIOD,
-        )
+        strategy = [ecs.CapacityProviderStrategy(capacity_provider=capacity.capacity_provider_name, weight=1)]
+        # No DesiredCount in the template: CloudFormation would send it on every update that touches the
+        # service and reset the count autoscaling chose (aws-cdk#13130, containers-roadmap#493). A new
+        # service starts at 1 and Application Auto Scaling moves it into [min, max] when the scalable
+        # target registers (RegisterScalableTarget API reference).
+        circuit_breaker = ecs.DeploymentCircuitBreaker(enable=True, rollback=True)
+        self.service: ecs.BaseService
+        if profile.own_instances:
+            self.service = ecs.Ec2Service(
+                self,
+                "Service",
+                cluster=cluster,
+                task_definition=task_definition,
+                capacity_provider_strategies=strategy,
+                circuit_breaker=circuit_breaker,
+                min_healthy_percent=min_healthy,
+                max_healthy_percent=max_healthy,
+                placement_constraints=placement_constraints(settings),
+                health_check_grace_period=HEALTH_CHECK_START_PERIOD,
+            )
+        else:
+            # Managed Instances: each task on its own interface in the private subnets
+            self.service = ManagedInstancesService(
+                self,
+                "Service",
+                cluster=cluster,
+                task_definition=task_definition,
+                capacity_provider_strategies=strategy,
+                circuit_breaker=circuit_breaker,
+                min_healthy_percent=min_healthy,
+                max_healthy_percent=max_healthy,
+                health_check_grace_period=HEALTH_CHECK_START_PERIOD,
+                security_groups=[security_group],
+                vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            )
         # The strategy names the provider by a string, which gives CloudFormation no order against the
         # cluster's capacity-provider association (added by an aspect under the cluster at synth). Without
         # one, a delete removes the association while the service still uses the provider, and ECS

@@ -125,14 +125,8 @@ class InferenceTaskDefinition(Construct):
             retention=retention(log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.task_definition = ecs.Ec2TaskDefinition(
-            self,
-            "TaskDefinition",
-            network_mode=ecs.NetworkMode.BRIDGE,
-            pid_mode=ecs.PidMode.TASK if profile.shared_pid_namespace else None,
-            # CDK names the family after the path; keep the name from before the model's grouping.
-            family=stable_unique_id(self, "TaskDefinition"),
-        )
+        self._profile = profile
+        self.task_definition = self._task_definition(profile)
         port_mappings = [
             ecs.PortMapping(
                 container_port=port,
@@ -170,6 +164,30 @@ class InferenceTaskDefinition(Construct):
             "ecr:GetAuthorizationToken supports no resource; image pulls are limited to the asset "
             "repository and log writes to the task's log group",
         )
+
+    def _task_definition(self, profile: RuntimeProfile) -> ecs.TaskDefinition:
+        pid_mode = ecs.PidMode.TASK if profile.shared_pid_namespace else None
+        # CDK names the family after the path; keep the name from before the model's grouping.
+        family = stable_unique_id(self, "TaskDefinition")
+        if not profile.task_networking:
+            return ecs.Ec2TaskDefinition(
+                self, "TaskDefinition", network_mode=ecs.NetworkMode.BRIDGE, pid_mode=pid_mode, family=family
+            )
+        # ECS Managed Instances: awsvpc, and MANAGED_INSTANCES compatibility. CDK's Ec2Service accepts
+        # only EC2-compatible definitions, so the template is narrowed to MANAGED_INSTANCES here: a
+        # NeuronDevice request is valid on Managed Instances only (ECS API, ResourceRequirement).
+        task_definition = ecs.TaskDefinition(
+            self,
+            "TaskDefinition",
+            compatibility=ecs.Compatibility.EC2_AND_MANAGED_INSTANCES,
+            network_mode=ecs.NetworkMode.AWS_VPC,
+            pid_mode=pid_mode,
+            family=family,
+        )
+        resource = task_definition.node.default_child
+        assert isinstance(resource, ecs.CfnTaskDefinition)
+        resource.add_property_override("RequiresCompatibilities", ["MANAGED_INSTANCES"])
+        return task_definition
 
     @property
     def server(self) -> ecs.ContainerDefinition:
@@ -238,14 +256,18 @@ class InferenceTaskDefinition(Construct):
         batching: BatchingSettings | None,
     ) -> None:
         model = self._model
-        # Each model keeps its own slot locks: its slots are its own core ranges.
-        self.task_definition.add_volume(name=SLOT_VOLUME, host=ecs.Host(source_path=f"{SLOT_HOST_PATH}/{model.name}"))
+        managed_devices = self._profile.managed_neuron_devices
         server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
-        # Every size the group launches has the same chips (config/fleet.py).
-        server_linux.add_devices(
-            *neuron_devices(instance_sizes[0], ecs.DevicePermission.READ, ecs.DevicePermission.WRITE)
-        )
+        if not managed_devices:
+            # Each model keeps its own slot locks: its slots are its own core ranges.
+            self.task_definition.add_volume(
+                name=SLOT_VOLUME, host=ecs.Host(source_path=f"{SLOT_HOST_PATH}/{model.name}")
+            )
+            # Every size the group launches has the same chips (config/fleet.py).
+            server_linux.add_devices(
+                *neuron_devices(instance_sizes[0], ecs.DevicePermission.READ, ecs.DevicePermission.WRITE)
+            )
         server = self.task_definition.add_container(
             "ModelServer",
             container_name=model.name,
@@ -255,7 +277,8 @@ class InferenceTaskDefinition(Construct):
             memory_reservation_mib=SERVER_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
             environment={
-                **core_slot_environment(model),
+                # With every device its own, the task uses every core: no slot to claim.
+                **({} if managed_devices else core_slot_environment(model)),
                 # serve.sh writes it to a file and turns on TF Serving's dynamic batching
                 **({env.BATCHING_PARAMETERS: batching.parameters_file()} if batching else {}),
             },
@@ -271,7 +294,18 @@ class InferenceTaskDefinition(Construct):
             # Time for in-flight requests after SIGTERM; the load balancer stops sending first.
             stop_timeout=Duration.seconds(60),
         )
-        server.add_mount_points(ecs.MountPoint(source_volume=SLOT_VOLUME, container_path=SLOT_MOUNT, read_only=False))
+        if managed_devices:
+            # ECS assigns the instance's Neuron devices to the one container that asks (ECS developer
+            # guide, "Managed Neuron device allocation"); CDK has no property for it yet.
+            resource = self.task_definition.node.default_child
+            assert isinstance(resource, ecs.CfnTaskDefinition)
+            resource.add_property_override(
+                "ContainerDefinitions.0.ResourceRequirements", [{"Type": "NeuronDevice", "Value": "ALL"}]
+            )
+        else:
+            server.add_mount_points(
+                ecs.MountPoint(source_volume=SLOT_VOLUME, container_path=SLOT_MOUNT, read_only=False)
+            )
 
         self.task_definition.add_container(
             "NeuronMonitor",

@@ -93,7 +93,7 @@ class InferenceLoadBalancer(Construct):
             )
 
     def serve(
-        self, service: ecs.Ec2Service, *, model: ModelSettings, id_suffix: str
+        self, service: ecs.BaseService, *, model: ModelSettings, id_suffix: str
     ) -> dict[str, elbv2.NetworkTargetGroup]:
         """Opens the model's gRPC and REST ports to the clients and forwards them to every task of ``service``.
 

@@ -95,7 +95,7 @@ class ServiceObservability(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        service: ecs.Ec2Service,
+        service: ecs.BaseService,
         cluster_name: str,
         load_balancer: elbv2.NetworkLoadBalancer,
         target_groups: dict[str, elbv2.NetworkTargetGroup],

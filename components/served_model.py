@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from components.capacity import InferentiaCapacity
+from components.capacity import ServingCapacity
 from components.inference_service import InferenceService
 from components.inference_task import InferenceTaskDefinition
 from components.load_balancer import InferenceLoadBalancer
@@ -24,8 +25,10 @@ class ServingPlatform:
     """What every served model shares: the cluster, its Inferentia capacity and the one endpoint."""
 
     cluster: ecs.Cluster
-    capacity: InferentiaCapacity
+    capacity: ServingCapacity
     endpoint: InferenceLoadBalancer
+    task_security_group: ec2.ISecurityGroup
+    """Where tasks with their own network interface (Managed Instances) are admitted from the endpoint."""
     neuron_health: cloudwatch.IMetric | None = None
     """Neuron errors found on the instances by the problem detector, when it runs."""
 
@@ -70,6 +73,7 @@ class ServedModel(IdTransparentScope):
             task_definition=self.task.task_definition,
             capacity=platform.capacity,
             settings=settings,
+            security_group=platform.task_security_group,
         )
         target_groups = platform.endpoint.serve(self.inference.service, model=model, id_suffix=id_suffix)
         self.observability = ServiceObservability(

@@ -76,8 +76,8 @@ def model_s3(key: str, value: object, profile: RuntimeProfile) -> S3Location | N
     match = _S3_URI.fullmatch(written)
     if not match or ".." in written or "//" in written.removeprefix("s3://"):
         raise fail(key, value, "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)")
-    if profile.one_task_per_instance:
-        raise fail(key, value, "the rtd layout serves the model baked into its image: leave it empty")
+    if not profile.model_from_s3:
+        raise fail(key, value, f"{profile.name} serves the model baked into its image: leave it empty")
     return S3Location(match["bucket"], match["prefix"])
 
 
@@ -86,7 +86,7 @@ def cores_per_task(value: object, size: InstanceSize, profile: RuntimeProfile) -
     requested = integer("coresPerTask", value, low=0, high=size.neuron_cores)
     if profile.one_task_per_instance:
         if requested:
-            raise fail("coresPerTask", value, "the rtd layout runs one task per instance: leave coresPerTask at 0")
+            raise fail("coresPerTask", value, f"{profile.name} runs one task per instance: leave coresPerTask at 0")
         return size.neuron_cores
     if requested == 0:
         return size.cores_per_chip
@@ -165,7 +165,7 @@ def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -
     if not isinstance(value, list):
         raise fail("models", value, allowed)
     if value and profile.one_task_per_instance:
-        raise fail("models", "[...]", "the rtd layout serves one model: leave models empty")
+        raise fail("models", "[...]", f"{profile.name} serves one model per instance: leave models empty")
     entries = [_model_entry(index, entry, size, profile) for index, entry in enumerate(value)]
     names = [entry.name for entry in entries]
     if len(set(names)) != len(names):

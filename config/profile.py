@@ -1,4 +1,5 @@
-"""The runtime layout, decided once: which facts follow from the Neuron runtime and the Inferentia family.
+"""The runtime layout, decided once: which facts follow from the Neuron runtime, the Inferentia family
+and the capacity mode.
 
 Constructs read these facts (the base image, the sidecar, the host-port policy, ...); none of them
 tests the runtime or the family again.
@@ -26,6 +27,15 @@ class NeuronRuntime(Enum):
     """The 2020 walk-through's layout: a ``neuron-rtd`` daemon sidecar behind a Unix socket."""
 
 
+class CapacityMode(Enum):
+    """Who runs the instances."""
+
+    ASG = "asg"
+    """This stack's Auto Scaling group, registered as an ECS capacity provider."""
+    MANAGED_INSTANCES = "managedInstances"
+    """ECS Managed Instances: AWS launches, patches and drains the instances."""
+
+
 class Sidecar(Enum):
     """The task's second container; its value is the container's name and its image's folder in docker/."""
 
@@ -39,6 +49,9 @@ class RuntimeProfile:
 
     runtime: NeuronRuntime
     family: NeuronFamily
+    capacity: CapacityMode
+    name: str
+    """How errors name the layout, e.g. "the rtd layout"."""
     releases: NeuronReleaseSet
     base_image: str
     """The model server's base image."""
@@ -55,15 +68,27 @@ class RuntimeProfile:
     """No published ECS AMI can run this layout: the user must name one (``amiId``)."""
     neuron_recovery: bool
     """Neuron's node problem detector and recovery can run: it needs driver 2.15+ and a runtime from
-    Neuron 2.18 or later (aws-neuron-sdk deploy/ecs/npd.rst), which runtime 1.x is not."""
+    Neuron 2.18 or later (aws-neuron-sdk deploy/ecs/npd.rst), which runtime 1.x is not, and an
+    instance this stack runs (Managed Instances are AWS's to repair)."""
+    model_from_s3: bool
+    """A task can copy its model from S3 at start (else the model is baked into the image)."""
+    own_instances: bool
+    """The instances are this stack's Auto Scaling group (else AWS runs them: Managed Instances)."""
+    task_networking: bool
+    """Tasks get their own network interface (awsvpc) and security group; the load balancer targets IPs."""
+    managed_neuron_devices: bool
+    """The server asks ECS for every Neuron device (``resourceRequirements`` NeuronDevice=ALL, Managed
+    Instances only) instead of mapping ``/dev/neuronN`` itself."""
 
 
-def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily) -> RuntimeProfile:
-    """The facts of ``runtime`` on ``family``. The caller has checked that the pair exists (rtd: Inf1 only)."""
+def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily, capacity: CapacityMode) -> RuntimeProfile:
+    """The facts of ``runtime`` on ``family`` with ``capacity``. The caller has checked that they go together."""
     if runtime is NeuronRuntime.RTD:
         return RuntimeProfile(
             runtime=runtime,
             family=family,
+            capacity=capacity,
+            name="the rtd layout",
             releases=RTD,
             base_image=AL2_BASE,
             sidecar=Sidecar.NEURON_RTD,
@@ -73,21 +98,42 @@ def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily) -> RuntimeProf
             shared_pid_namespace=False,
             needs_ami_id=True,
             neuron_recovery=False,
+            model_from_s3=False,
+            own_instances=True,
+            task_networking=False,
+            managed_neuron_devices=False,
         )
+    managed = capacity is CapacityMode.MANAGED_INSTANCES
     return RuntimeProfile(
         runtime=runtime,
         family=family,
+        capacity=capacity,
+        name="ECS Managed Instances" if managed else "the libnrt layout",
         releases=LIBNRT_RELEASES[family],
         base_image=AL2023_BASE,
         sidecar=Sidecar.NEURON_MONITOR,
-        static_host_ports=False,
-        one_task_per_instance=False,
+        # awsvpc tasks bind their own ports on their own interface
+        static_host_ports=managed,
+        # a task that asks for every Neuron device has the instance to itself (ECS developer guide,
+        # "Amazon ECS task definitions for AWS Neuron machine learning workloads")
+        one_task_per_instance=managed,
         neuron_metrics=True,
         shared_pid_namespace=True,
         needs_ami_id=False,
-        neuron_recovery=True,
+        neuron_recovery=not managed,
+        model_from_s3=True,
+        own_instances=not managed,
+        task_networking=managed,
+        managed_neuron_devices=managed,
     )
 
 
 # The families each runtime runs on: runtime 1.x never supported Inferentia 2.
 RUNTIME_FAMILIES = {NeuronRuntime.LIBNRT: frozenset(NeuronFamily), NeuronRuntime.RTD: frozenset({NeuronFamily.INF1})}
+# ECS Managed Instances offer Trn1, Trn2 and Inf2 for Neuron work; "Inf1 instances are only supported on
+# the EC2 launch type" (ECS developer guide, "Amazon ECS task definitions for AWS Neuron machine learning
+# workloads"). Of this project's sizes, every Inf2 size.
+CAPACITY_FAMILIES = {
+    CapacityMode.ASG: frozenset(NeuronFamily),
+    CapacityMode.MANAGED_INSTANCES: frozenset({NeuronFamily.INF2}),
+}

@@ -25,7 +25,14 @@ from config.log_retention import LOG_RETENTION_DAYS
 from config.neuron_releases import NeuronReleaseSet
 from config.parsing import SettingsError, boolean, choice, fail, integer, ipv4_cidr, text
 from config.placement import ModelSettings, parse_models
-from config.profile import RUNTIME_FAMILIES, NeuronRuntime, RuntimeProfile, runtime_profile
+from config.profile import (
+    CAPACITY_FAMILIES,
+    RUNTIME_FAMILIES,
+    CapacityMode,
+    NeuronRuntime,
+    RuntimeProfile,
+    runtime_profile,
+)
 
 __all__ = ["DEFAULTS", "SETTING_KEYS", "DeploymentSettings", "SettingsError", "load_settings"]
 
@@ -37,7 +44,7 @@ SETTING_KEYS = (
     *("keyName", "neuronRuntime", "modelName", "grpcPort", "restPort", "vpcCidr", "natGateways"),
     *("rootVolumeGiB", "logRetentionDays", "coresPerTask", "publicEndpoint", "minTasks", "maxTasks"),
     *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery", "availabilityZones"),
-    *("fallbackInstanceTypes", "onDemandBase"),
+    *("fallbackInstanceTypes", "onDemandBase", "capacity"),
 )
 # The defaults are cdk.json's own values: written once, there.
 DEFAULTS: Mapping[str, object] = {
@@ -101,6 +108,13 @@ class DeploymentSettings:
         return self.desired_count == 0
 
     @property
+    def task_slots(self) -> int | None:
+        """Tasks of one model the fleet can hold at most, or None where AWS sizes the fleet (Managed Instances)."""
+        if self.profile.capacity is CapacityMode.MANAGED_INSTANCES:
+            return None
+        return self.max_instances * self.tasks_per_instance
+
+    @property
     def tasks_per_instance(self) -> int:
         """Tasks of each model that share one instance, each on its own NeuronCores."""
         return self.models[0].tasks_per_instance
@@ -115,8 +129,8 @@ class _Counts:
     max_tasks: int
 
 
-def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings, ...]) -> _Counts:
-    """Instance and task counts, checked against what the instances can hold."""
+def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings, ...], *, bounded: bool) -> _Counts:
+    """Instance and task counts, checked against what the instances can hold (when this stack bounds them)."""
     tasks_per_instance = models[0].tasks_per_instance
     held = f"{models[0].cores_per_task} of the {size.neuron_cores}" if len(models) == 1 else "a share of the"
     min_instances = integer("minInstances", raw("minInstances"), low=0, high=MAX_INSTANCES)
@@ -124,7 +138,7 @@ def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings,
     if min_instances > max_instances:
         raise fail("minInstances", min_instances, f"must not exceed maxInstances ({max_instances})")
     desired_count = integer("desiredCount", raw("desiredCount"), low=0, high=MAX_TASKS)
-    capacity = max_instances * tasks_per_instance
+    capacity = max_instances * tasks_per_instance if bounded else MAX_TASKS
     if desired_count > capacity:
         raise fail(
             "desiredCount",
@@ -138,7 +152,7 @@ def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings,
         raise fail("maxTasks", max_tasks, f"must not exceed maxInstances x tasks per instance ({capacity})")
     if not min_tasks <= desired_count <= max_tasks:
         raise fail("desiredCount", desired_count, f"must lie between minTasks ({min_tasks}) and maxTasks ({max_tasks})")
-    if capacity < 2 and desired_count > 0:
+    if bounded and capacity < 2 and desired_count > 0:
         raise fail(
             "maxInstances",
             max_instances,
@@ -164,7 +178,36 @@ def _profile(raw: ContextGetter, size: InstanceSize) -> RuntimeProfile:
             runtime.value,
             f"'{runtime.value}' (Neuron runtime 1.x) runs only on {families} sizes, not {size.name}",
         )
-    return runtime_profile(runtime, size.family)
+    capacity = CapacityMode(choice("capacity", raw("capacity"), {mode.value: mode for mode in CapacityMode}))
+    if capacity is CapacityMode.MANAGED_INSTANCES:
+        if size.family not in CAPACITY_FAMILIES[capacity]:
+            raise fail(
+                "capacity",
+                capacity.value,
+                f"ECS Managed Instances offer Inf2 for Neuron, not {size.name}: Inf1 runs on the EC2 launch type only",
+            )
+        if runtime is not NeuronRuntime.LIBNRT:
+            raise fail("capacity", capacity.value, "ECS Managed Instances run today's libnrt layout only, not rtd")
+    return runtime_profile(runtime, size.family, capacity)
+
+
+# Settings that describe this stack's own Auto Scaling group: with Managed Instances AWS chooses,
+# patches and sizes the instances, so a value other than cdk.json's default would be silently ignored.
+ASG_ONLY_SETTINGS = ("amiId", "keyName", "fallbackInstanceTypes", "onDemandBase", "minInstances", "maxInstances")
+
+
+def _refuse_asg_only_settings(raw: ContextGetter) -> None:
+    for key in ASG_ONLY_SETTINGS:
+        value, default = raw(key), DEFAULTS[key]
+        if value in ([], "[]", "") and default in ([], ""):
+            continue
+        if str(value).lower() != str(default).lower():
+            raise fail(
+                key,
+                value,
+                "means nothing with capacity=managedInstances (AWS launches, patches and sizes the instances): "
+                f"leave it at its default ({default!r})",
+            )
 
 
 def _ami_id(value: object, profile: RuntimeProfile) -> str | None:
@@ -197,9 +240,11 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
 
     size = INSTANCE_SIZES[choice("instanceType", raw("instanceType"), INSTANCE_SIZES)]
     profile = _profile(raw, size)
+    if profile.capacity is CapacityMode.MANAGED_INSTANCES:
+        _refuse_asg_only_settings(raw)
     ami_id = _ami_id(raw("amiId"), profile)
     models = parse_models(raw, size, profile)
-    counts = _counts(raw, size, models)
+    counts = _counts(raw, size, models, bounded=profile.capacity is CapacityMode.ASG)
 
     vpc_cidr = ipv4_cidr("vpcCidr", raw("vpcCidr"), vpc=True)
     zones = parse_zones(raw("availabilityZones"))

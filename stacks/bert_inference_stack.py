@@ -11,10 +11,12 @@ from constructs import Construct
 from components.capacity import InferentiaCapacity
 from components.load_balancer import InferenceLoadBalancer
 from components.logical_ids import KeepLogicalIds
+from components.managed_capacity import ManagedInferentiaCapacity
 from components.network import ServingNetwork
 from components.neuron_recovery import NeuronRecovery
 from components.observability import EndpointAlarms
 from components.served_model import ServedModel, ServingPlatform
+from config.profile import CapacityMode
 from config.settings import DeploymentSettings
 from contracts import outputs
 
@@ -44,7 +46,13 @@ class BertInferenceStack(Stack):
             flow_log_retention_days=settings.log_retention_days,
         )
         cluster = ecs.Cluster(self, "Cluster", vpc=network.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
-        capacity = InferentiaCapacity(
+        # The one place the capacity mode chooses a construct; both expose a provider and the topic.
+        capacity_construct = (
+            ManagedInferentiaCapacity
+            if settings.profile.capacity is CapacityMode.MANAGED_INSTANCES
+            else InferentiaCapacity
+        )
+        capacity = capacity_construct(
             self,
             "Capacity",
             cluster=cluster,
@@ -64,8 +72,9 @@ class BertInferenceStack(Stack):
             self, "EndpointAlarms", load_balancer=endpoint.load_balancer, notifications=capacity.scaling_events
         )
 
-        recovery = (
-            NeuronRecovery(
+        recovery = None
+        if settings.neuron_recovery is not None and isinstance(capacity, InferentiaCapacity):
+            recovery = NeuronRecovery(
                 self,
                 "NeuronRecovery",
                 cluster=cluster,
@@ -75,14 +84,12 @@ class BertInferenceStack(Stack):
                 log_retention_days=settings.log_retention_days,
                 notifications=capacity.scaling_events,
             )
-            if settings.neuron_recovery is not None
-            else None
-        )
 
         platform = ServingPlatform(
             cluster=cluster,
             capacity=capacity,
             endpoint=endpoint,
+            task_security_group=network.security_group,
             neuron_health=recovery.errors_detected if recovery else None,
         )
         served = [

@@ -73,6 +73,8 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "allowedCidr": "198.51.100.0/24",
         "onDemandBase": "1",
     },
+    # ECS Managed Instances on inf2.xlarge: AWS runs the instances, one task each, spot.
+    "managed": {"capacity": "managedInstances", "instanceType": "inf2.xlarge"},
     # Two models side by side on inf1.6xlarge: each instance holds one task of each, on two chips each.
     "multi": {
         "instanceType": "inf1.6xlarge",
@@ -91,6 +93,11 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
     },
 }
 
+
+# The variants whose instances are this stack's own Auto Scaling group.
+ASG_VARIANTS = tuple(
+    sorted(name for name, overrides in VARIANTS.items() if overrides.get("capacity") != "managedInstances")
+)
 
 # Logical IDs of the Neuron problem detector and recovery daemon's resources start with its construct ID.
 NEURON_RECOVERY_PREFIX = "NeuronRecovery"

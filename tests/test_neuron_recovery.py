@@ -22,7 +22,7 @@ from config.settings import load_settings
 from tests.conftest import CDK_JSON_CONTEXT, NEURON_RECOVERY_PREFIX, VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
-WITH_RECOVERY = sorted(set(VARIANTS) - {"rtd"})
+WITH_RECOVERY = sorted(set(VARIANTS) - {"rtd", "managed"})
 
 
 def recovery_resources(synthesized: Synthesized, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -61,9 +61,11 @@ def test_a_daemon_runs_neurons_detector_and_recovery_on_every_instance(synth: Sy
     assert all("Cpu" not in container for container in (npd, recovery))
 
 
-def test_the_rtd_layout_leaves_the_daemon_out(synth: SynthFn) -> None:
-    # Its requirements (driver 2.15+, runtime from Neuron 2.18) cannot hold with runtime 1.x.
-    synthesized = synth("rtd")
+@pytest.mark.parametrize("variant", ["rtd", "managed"])
+def test_the_daemon_is_left_out_where_it_cannot_run_or_is_not_ours_to_run(synth: SynthFn, variant: str) -> None:
+    # rtd: its requirements (driver 2.15+, runtime from Neuron 2.18) cannot hold with runtime 1.x.
+    # Managed Instances: AWS runs, patches and replaces the instances.
+    synthesized = synth(variant)
 
     assert synthesized.settings.neuron_recovery is None
     assert not [key for key in synthesized.json["Resources"] if key.startswith(NEURON_RECOVERY_PREFIX)]

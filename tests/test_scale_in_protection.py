@@ -18,7 +18,7 @@ import pytest
 from components.functions import lift_scale_in_protection as lifter
 from components.scale_in_protection import HANDLER
 from tests.cfn_graph import delete_waves, dependencies, depends_on
-from tests.conftest import VARIANTS, Synthesized
+from tests.conftest import ASG_VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 GROUP = "BertInferentia-CapacityAutoScalingGroup-ABC"
@@ -143,7 +143,7 @@ def test_a_failure_is_reported_to_cloudformation_not_left_to_time_out(
     assert "AccessDenied" in answer["Reason"]
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", ASG_VARIANTS)
 def test_the_protection_is_lifted_after_the_provider_goes_and_before_the_group(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
     template = synthesized.json

@@ -31,14 +31,16 @@ CHECKOV_BASELINE = ROOT / "security" / "checkov-baseline.json"
 
 # Every cdk-nag acknowledgment in the app: (construct path below the stack, rule). README lists them.
 ACKNOWLEDGED = {
+    ("Capacity/ScalingEvents", "AwsSolutions-SNS2"),
+    ("Endpoint/LoadBalancer", "AwsSolutions-ELB2"),
+}
+ASG_ACKNOWLEDGED = {
     (
         "Capacity/InstanceRole",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
     ),
     ("Capacity/InstanceRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("Capacity/AutoScalingGroup", "AwsSolutions-EC26"),
-    ("Capacity/ScalingEvents", "AwsSolutions-SNS2"),
-    ("Endpoint/LoadBalancer", "AwsSolutions-ELB2"),
     ("Capacity/LiftScaleInProtection/Role/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     (
         "Capacity/LiftScaleInProtection/Role/DefaultPolicy",
@@ -48,6 +50,17 @@ ACKNOWLEDGED = {
 }
 
 
+MANAGED_INSTANCES_ACKNOWLEDGED = {
+    ("Capacity/CapacityProvider/InstanceRole", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "Capacity/CapacityProvider/InstanceRole",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:container-instance/*]",
+    ),
+    (
+        "Capacity/CapacityProvider/CapacityProviderRole",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForManagedInstances]",
+    ),
+}
 RECOVERY_ACKNOWLEDGED = {
     ("NeuronRecovery/TaskDefinition", "AwsSolutions-ECS2"),
     ("NeuronRecovery/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
@@ -62,7 +75,10 @@ RECOVERY_ACKNOWLEDGED = {
 
 def expected_acknowledgments(settings: DeploymentSettings) -> set[tuple[str, str]]:
     """ACKNOWLEDGED, each model's task findings, the S3 read of S3-loaded models, and the recovery daemon's."""
-    expected = set(ACKNOWLEDGED) | (RECOVERY_ACKNOWLEDGED if settings.neuron_recovery is not None else set())
+    expected = set(ACKNOWLEDGED) | (
+        ASG_ACKNOWLEDGED if settings.profile.own_instances else MANAGED_INSTANCES_ACKNOWLEDGED
+    )
+    expected |= RECOVERY_ACKNOWLEDGED if settings.neuron_recovery is not None else set()
     for index, model in enumerate(settings.models):
         task = f"Model{index + 1}/Task"
         expected.add((f"{task}/TaskDefinition", "AwsSolutions-ECS2"))
@@ -87,6 +103,10 @@ STAR_RESOURCE_ACTIONS: dict[str, str | None] = {
     "ec2:DescribeInstances": "ec2:ResourceTag/aws:autoscaling:groupName",
 }
 MANAGED_POLICIES = {"AmazonSSMManagedInstanceCore", "service-role/AWSLambdaBasicExecutionRole"}
+MANAGED_INSTANCES_POLICIES = {
+    "service-role/AWSLambdaBasicExecutionRole",
+    "AmazonECSInfrastructureRolePolicyForManagedInstances",
+}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -168,7 +188,13 @@ def test_readme_lists_every_acknowledgment_and_accepted_finding() -> None:
         ("Model1/Task/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
         ("Model1/Task/TaskDefinition/TaskRole/DefaultPolicy", s3_rule),
     ]
-    for path, rule in [*ACKNOWLEDGED, *RECOVERY_ACKNOWLEDGED, *per_model]:
+    for path, rule in [
+        *ACKNOWLEDGED,
+        *ASG_ACKNOWLEDGED,
+        *MANAGED_INSTANCES_ACKNOWLEDGED,
+        *RECOVERY_ACKNOWLEDGED,
+        *per_model,
+    ]:
         assert f"`{rule}`" in security, rule
         assert f"`{path}`" in security, path
     for entry in json.loads(CHECKOV_BASELINE.read_text())["accepted"]:
@@ -198,7 +224,8 @@ def test_only_the_expected_managed_policies_are_attached(synth: SynthFn, variant
         for arn in role["Properties"].get("ManagedPolicyArns", []):
             attached.add(json.dumps(arn).split(":policy/")[1].split('"')[0])
 
-    assert attached == MANAGED_POLICIES
+    expected = MANAGED_POLICIES if synth(variant).settings.profile.own_instances else MANAGED_INSTANCES_POLICIES
+    assert attached == expected
 
 
 def test_instance_role_holds_only_the_ecs_agent_calls(synth: SynthFn) -> None:

@@ -237,7 +237,7 @@ def test_deployments_keep_a_healthy_task_at_one_two_and_many_tasks(synth: SynthF
     synthesized = synth(variant)
     settings = synthesized.settings
     config = next(iter(synthesized.serving("AWS::ECS::Service").values()))["Properties"]["DeploymentConfiguration"]
-    slots = settings.max_instances * settings.tasks_per_instance
+    slots = settings.task_slots or 2 * settings.max_tasks  # Managed Instances: AWS adds instances as needed
 
     for count in sorted({1, 2, settings.max_tasks} & set(range(max(1, settings.min_tasks), settings.max_tasks + 1))):
         fewest, most = simulate_deployment(count, config["MinimumHealthyPercent"], config["MaximumPercent"], slots)
