@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -95,35 +97,28 @@ class InferenceService(Construct):
         # service and reset the count autoscaling chose (aws-cdk#13130, containers-roadmap#493). A new
         # service starts at 1 and Application Auto Scaling moves it into [min, max] when the scalable
         # target registers (RegisterScalableTarget API reference).
-        circuit_breaker = ecs.DeploymentCircuitBreaker(enable=True, rollback=True)
+        common: dict[str, Any] = {
+            "cluster": cluster,
+            "task_definition": task_definition,
+            "capacity_provider_strategies": strategy,
+            "circuit_breaker": ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            "min_healthy_percent": min_healthy,
+            "max_healthy_percent": max_healthy,
+            "health_check_grace_period": HEALTH_CHECK_START_PERIOD,
+        }
         self.service: ecs.BaseService
         if profile.own_instances:
             self.service = ecs.Ec2Service(
-                self,
-                "Service",
-                cluster=cluster,
-                task_definition=task_definition,
-                capacity_provider_strategies=strategy,
-                circuit_breaker=circuit_breaker,
-                min_healthy_percent=min_healthy,
-                max_healthy_percent=max_healthy,
-                placement_constraints=placement_constraints(settings),
-                health_check_grace_period=HEALTH_CHECK_START_PERIOD,
+                self, "Service", placement_constraints=placement_constraints(settings), **common
             )
         else:
             # Managed Instances: each task on its own interface in the private subnets
             self.service = ManagedInstancesService(
                 self,
                 "Service",
-                cluster=cluster,
-                task_definition=task_definition,
-                capacity_provider_strategies=strategy,
-                circuit_breaker=circuit_breaker,
-                min_healthy_percent=min_healthy,
-                max_healthy_percent=max_healthy,
-                health_check_grace_period=HEALTH_CHECK_START_PERIOD,
                 security_groups=[security_group],
                 vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                **common,
             )
         # The strategy names the provider by a string, which gives CloudFormation no order against the
         # cluster's capacity-provider association (added by an aspect under the cluster at synth). Without

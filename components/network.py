@@ -26,8 +26,8 @@ class ServingNetwork(Construct):
     """A VPC over ``zones`` availability zones with private subnets for the instances, and their security group.
 
     The instances sit in private subnets and reach ECR, CloudWatch and SSM through NAT. One NAT
-    gateway (the default) is the cheapest way to give both AZs egress; two keep egress alive
-    when one AZ fails. Interface endpoints for the same services would cost more per hour.
+    gateway (the default) is the cheapest way to give every zone egress; two keep egress alive
+    when one NAT gateway's zone fails. Interface endpoints for the same services would cost more per hour.
 
     Every accepted and rejected flow is logged to CloudWatch Logs, kept ``flow_log_retention_days``.
 
