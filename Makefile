@@ -17,9 +17,9 @@ CDK_ARGS ?=
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench bench-local bench-synth proto constraints clean
+.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench bench-local bench-synth proto constraints clean model model-upload
 
-$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
@@ -86,3 +86,21 @@ constraints:
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# A model for the server: make model [FAMILY=inf1|inf2|cpu] [CHECKPOINT=id|dir] [OUT=dir] [VERSION=n]
+# [BATCH=n] [SEQ=n] [TINY=1]; empty variables take their defaults (README, "Providing the model").
+FAMILY ?=
+CHECKPOINT ?=
+OUT ?=
+VERSION ?=
+BATCH ?=
+SEQ ?=
+TINY ?=
+model: $(PY_STAMP)
+	$(BIN)/python -m modelbuild --family "$(FAMILY)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" \
+	  --version "$(VERSION)" --batch "$(BATCH)" --seq "$(SEQ)" --tiny "$(TINY)"
+
+# Every built version under OUT to S3, for -c modelS3Uri=...: make model-upload S3=s3://bucket/prefix
+S3 ?=
+model-upload: $(PY_STAMP)
+	$(BIN)/python -m modelbuild upload --s3 "$(S3)" --out "$(OUT)"

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from client import endpoint
-from client.inputs import BertInputs, text_inputs, zero_inputs
+from client.inputs import BertInputs, TokenizerNotFound, load_tokenizer, text_inputs, zero_inputs
 from client.load import LoadPlan, LoadRunner
 from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
 from client.report import Cost, RunReport, RunSettings, json_line, plot, render_table
@@ -84,8 +84,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     load.add_argument("--seq-len", type=_positive_int, default=128)
     load.add_argument("--warmup", type=_non_negative_int, default=10, help="unmeasured requests first (default 10)")
     load.add_argument("--signature", default="", help="signature_name (default: the model's default)")
-    load.add_argument("--text", help="send token ids of this text instead of zeros (needs --vocab)")
-    load.add_argument("--vocab", type=Path, help="BERT WordPiece vocab.txt for --text")
+    load.add_argument("--text", help="send token ids of this text instead of zeros (needs --tokenizer)")
+    load.add_argument("--text-pair", help="the second sentence of a pair, as BERT's second segment (with --text)")
+    load.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="the model's tokenizer: the version folder make model wrote (e.g. docker/model-server/model/1), "
+        "a folder of tokenizer files, or a vocab.txt",
+    )
     load.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     load.add_argument("--plot", type=Path, metavar="FILE.png", help="draw latency histogram and timeline")
     load.add_argument("--hourly-price", type=_positive_float, help="USD per instance-hour for the cost figure")
@@ -98,10 +104,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
 def _inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BertInputs:
     if args.text is None:
+        if args.text_pair is not None:
+            parser.error("--text-pair needs --text")
         return zero_inputs(args.batch, args.seq_len)
-    if args.vocab is None or not args.vocab.is_file():
-        parser.error("--text needs --vocab pointing at a BERT vocab.txt")
-    return text_inputs(args.text, args.vocab, args.batch, args.seq_len)
+    if args.tokenizer is None:
+        parser.error("--text needs --tokenizer: the model's version folder, tokenizer files or vocab.txt")
+    try:
+        tokenizer = load_tokenizer(args.tokenizer)
+    except TokenizerNotFound as error:
+        parser.error(str(error))
+    return text_inputs(args.text, args.text_pair, tokenizer, args.batch, args.seq_len)
 
 
 def _cost(hourly_price: float | None, instance_type: str | None, summary: Summary) -> Cost | None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-BERT_INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+from contracts.model_signature import INPUT_DTYPE, INPUT_NAMES, TOKENIZER_DIR
+
+BERT_INPUT_NAMES = INPUT_NAMES
 Int32Array = npt.NDArray[np.int32]
 
 
@@ -29,20 +33,49 @@ class BertInputs:
 
 def zero_inputs(batch: int, seq_len: int) -> BertInputs:
     """All zeros, as the 2020 walk-through's client sent."""
-    return BertInputs({name: np.zeros((batch, seq_len), dtype=np.int32) for name in BERT_INPUT_NAMES})
+    return BertInputs({name: np.zeros((batch, seq_len), dtype=INPUT_DTYPE) for name in BERT_INPUT_NAMES})
 
 
-def text_inputs(text: str, vocab: Path, batch: int, seq_len: int) -> BertInputs:
-    """Token ids of ``text`` from a BERT WordPiece vocabulary, padded or truncated to ``seq_len``."""
-    from tokenizers import BertWordPieceTokenizer  # noqa: PLC0415  (only --text needs it)
+class TokenizerNotFound(ValueError):
+    """``--tokenizer`` names nothing a BERT tokenizer can be read from."""
 
-    tokenizer = BertWordPieceTokenizer(str(vocab), lowercase=True)
+
+def load_tokenizer(path: Path) -> Any:
+    """The model's own tokenizer: from a model version folder `make model` wrote, a folder of Hugging Face
+    tokenizer files, or a ``vocab.txt``.
+
+    ``tokenizer.json`` carries the checkpoint's normalisation (casing, accents) whole; a bare
+    ``vocab.txt`` takes ``do_lower_case`` from a ``tokenizer_config.json`` beside it, else lower-cases
+    as Hugging Face's BertTokenizer does by default.
+    """
+    from tokenizers import Tokenizer  # noqa: PLC0415  (only --text needs it)
+    from tokenizers.implementations import BertWordPieceTokenizer  # noqa: PLC0415
+    from tokenizers.models import WordPiece  # noqa: PLC0415
+
+    folder = path if path.is_dir() else path.parent
+    if (folder / TOKENIZER_DIR).is_dir():
+        folder = folder / TOKENIZER_DIR
+    if path.is_dir() and (folder / "tokenizer.json").is_file():
+        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+    vocab = path if path.is_file() else folder / "vocab.txt"
+    if vocab.name != "vocab.txt" or not vocab.is_file():
+        raise TokenizerNotFound(
+            f"no tokenizer at {path}: expected a model version folder, a folder with tokenizer.json or vocab.txt, "
+            "or a vocab.txt"
+        )
+    config = folder / "tokenizer_config.json"
+    lowercase = bool(json.loads(config.read_text()).get("do_lower_case", True)) if config.is_file() else True
+    return BertWordPieceTokenizer(WordPiece.read_file(str(vocab)), lowercase=lowercase)
+
+
+def text_inputs(text: str, pair: str | None, tokenizer: Any, batch: int, seq_len: int) -> BertInputs:
+    """Token ids of ``text`` (and ``pair``, as BERT's second segment), padded or truncated to ``seq_len``."""
     tokenizer.enable_truncation(max_length=seq_len)
     tokenizer.enable_padding(length=seq_len)
-    encoding = tokenizer.encode(text)
+    encoding = tokenizer.encode(text, pair)
     rows = {
         "input_ids": encoding.ids,
         "input_mask": encoding.attention_mask,
         "segment_ids": encoding.type_ids,
     }
-    return BertInputs({name: np.tile(np.asarray(row, dtype=np.int32), (batch, 1)) for name, row in rows.items()})
+    return BertInputs({name: np.tile(np.asarray(row, dtype=INPUT_DTYPE), (batch, 1)) for name, row in rows.items()})

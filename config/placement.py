@@ -20,6 +20,7 @@ from contracts import containers
 MODEL_ENTRY_KEYS = ("name", "cores", "grpcPort", "restPort", "modelS3Uri")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[A-Za-z0-9!_.'()/-]+?)/?")
+S3_ALLOWED = "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,14 @@ class S3Location:
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    @classmethod
+    def parse(cls, written: str) -> S3Location | None:
+        """``s3://bucket/prefix`` as written, or None if it is not one (shared with ``make model-upload``)."""
+        match = _S3_URI.fullmatch(written)
+        if not match or ".." in written or "//" in written.removeprefix("s3://"):
+            return None
+        return cls(match["bucket"], match["prefix"])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,12 +82,12 @@ def model_s3(key: str, value: object, profile: RuntimeProfile) -> S3Location | N
     written = text(key, value)
     if not written:
         return None
-    match = _S3_URI.fullmatch(written)
-    if not match or ".." in written or "//" in written.removeprefix("s3://"):
-        raise fail(key, value, "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)")
+    location = S3Location.parse(written)
+    if location is None:
+        raise fail(key, value, S3_ALLOWED)
     if not profile.model_from_s3:
         raise fail(key, value, f"{profile.name} serves the model baked into its image: leave it empty")
-    return S3Location(match["bucket"], match["prefix"])
+    return location
 
 
 def cores_per_task(value: object, size: InstanceSize, profile: RuntimeProfile) -> int:

@@ -15,7 +15,7 @@ from client import endpoint, pricing
 from config.hardware import INSTANCE_SIZES
 from config.log_retention import LOG_RETENTION_DAYS, retention
 from config.profile import Sidecar
-from contracts import containers, metrics, outputs
+from contracts import containers, metrics, model_signature, outputs
 from contracts import task_environment as env
 from tests.conftest import ROOT, VARIANTS, Synthesized
 
@@ -77,6 +77,12 @@ def test_the_core_slot_script_reads_the_names_the_task_sets() -> None:
     for name, value in copies.items():
         if name.startswith("NEURON_"):
             assert getattr(env, name) == value
+
+
+def test_the_batch_size_script_reads_the_record_make_model_writes() -> None:
+    script = _script_module(DOCKER / "model-server" / "batch_sizes.py")
+
+    assert script.BUILD_RECORD == model_signature.BUILD_RECORD
 
 
 @pytest.mark.parametrize("script", ["serve.sh", "Dockerfile"])

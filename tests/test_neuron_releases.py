@@ -27,8 +27,11 @@ SynthFn = Callable[[str], Synthesized]
 MANIFEST = json.loads((ROOT / "tests" / "data" / "n2-manifest-excerpt.json").read_text())
 DOCKER_DIR = ROOT / "docker"
 # "<name>-${VERSION_ARG}", the name itself literal or a build argument
-PINNED = re.compile(r"(\$\{[A-Z0-9_]+\}|[a-z0-9][a-z0-9-]*?)-\$\{([A-Z0-9_]+)\}")
-LITERAL_NEURON_PIN = re.compile(r"\b(?:aws-neuron\S*|tensorflow-model-server\S*|neuron\S*-cc|torch-neuron\S*)[-=]=?\d")
+# "name-${VERSION}" (dnf) or "name==${VERSION}" (pip), the name itself possibly a build argument.
+PINNED = re.compile(r"(\$\{[A-Z0-9_]+\}|[a-z0-9][a-z0-9-]*?)(?:-|==)\$\{([A-Z0-9_]+)\}")
+LITERAL_NEURON_PIN = re.compile(
+    r"\b(?:aws-neuron\S*|tensorflow-model-server\S*|tensorflow-neuron\S*|neuron\S*-cc|torch-neuron\S*)[-=]=?\d"
+)
 
 
 def manifest_release(version: str) -> dict[str, list[dict[str, Any]]]:

@@ -20,7 +20,7 @@ def image_bin(tmp_path: Path) -> Path:
     """A /usr/local/bin look-alike: the entrypoint, the slot claimer, python3 and a fake server."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for script in ("serve.sh", "neuron_slot.py"):
+    for script in ("serve.sh", "neuron_slot.py", "batch_sizes.py"):
         shutil.copy2(SERVER_DIR / script, bin_dir / script)
     (bin_dir / "python3").symlink_to(sys.executable)
     fake = bin_dir / "tensorflow_model_server_neuronx"
@@ -76,6 +76,20 @@ def test_batching_parameters_become_a_file_and_two_flags(image_bin: Path) -> Non
     assert "arg=--enable_batching=true" in lines
     assert any(line.startswith("arg=--batching_parameters_file=") for line in lines)
     assert lines[-2:] == ["max_batch_size { value: 16 }", "batch_timeout_micros { value: 2000 }"]
+
+
+def test_batching_takes_the_compiled_batchs_multiples_from_the_models_build_record(
+    image_bin: Path, tmp_path: Path
+) -> None:
+    version = tmp_path / "models" / "bert" / "2"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    (version / "assets.extra" / "model-build.json").write_text('{"batch": 2}')
+    parameters = "max_batch_size { value: 6 }\nbatch_timeout_micros { value: 100 }\n"
+
+    lines = run_entrypoint(image_bin, MODEL_BASE_PATH=str(version.parent), BATCHING_PARAMETERS=parameters)
+
+    assert lines[-3:] == ["allowed_batch_sizes: 2", "allowed_batch_sizes: 4", "allowed_batch_sizes: 6"]
 
 
 def test_missing_server_binary_is_a_clear_error(image_bin: Path) -> None:

@@ -21,6 +21,8 @@ fi
 if [ -n "${BATCHING_PARAMETERS:-}" ]; then
   batching_file="$(mktemp)"
   printf '%s' "$BATCHING_PARAMETERS" > "$batching_file"
+  # Batch sizes that are multiples of the model's compiled batch, or a one-line error.
+  python3 "$(dirname "$0")/batch_sizes.py" "$MODEL_BASE_PATH" "$batching_file"
   set -- --enable_batching=true --batching_parameters_file="$batching_file" "$@"
 fi
 exec "$server" \

@@ -80,17 +80,37 @@ def test_text_is_sent_as_wordpiece_token_ids(
 
     code, _, _ = run_json(
         capsys, "--target", target(server, "grpc"), "--requests", "1", "--warmup", "0",
-        "--seq-len", "8", "--text", "Hello worlds", "--vocab", str(vocab),
+        "--seq-len", "8", "--text", "Hello worlds", "--tokenizer", str(vocab),
     )  # fmt: skip
 
     assert code == 0
     row = server.received[-1].first_row
+    # a bare vocab.txt lower-cases, as Hugging Face's BertTokenizer does by default
     assert row["input_ids"] == (2, 5, 6, 7, 3, 0, 0, 0)  # [CLS] hello world ##s [SEP] [PAD]...
     assert row["input_mask"] == (1, 1, 1, 1, 1, 0, 0, 0)
     assert row["segment_ids"] == (0,) * 8
 
 
-def test_text_without_vocab_is_a_usage_error(server: LocalServer) -> None:
+def test_a_cased_vocabulary_keeps_its_case_and_a_pair_is_the_second_segment(
+    server: LocalServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Hello", "hello", "world"]) + "\n"
+    )
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+
+    code, _, _ = run_json(
+        capsys, "--target", target(server, "grpc"), "--requests", "1", "--warmup", "0",
+        "--seq-len", "8", "--text", "Hello", "--text-pair", "hello world", "--tokenizer", str(tmp_path),
+    )  # fmt: skip
+
+    assert code == 0
+    row = server.received[-1].first_row
+    assert row["input_ids"] == (2, 5, 3, 6, 7, 3, 0, 0)  # [CLS] Hello [SEP] hello world [SEP] [PAD] [PAD]
+    assert row["segment_ids"] == (0, 0, 0, 1, 1, 1, 0, 0)
+
+
+def test_text_without_tokenizer_is_a_usage_error(server: LocalServer) -> None:
     with pytest.raises(SystemExit) as exited:
         cli.main(["--target", target(server, "grpc"), "--text", "hello"])
     assert exited.value.code == 2

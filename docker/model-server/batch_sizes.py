@@ -1,0 +1,69 @@
+"""Makes TF Serving's batching agree with the batch the model was compiled for, before the server starts.
+
+A Neuron model compiled for batch B with dynamic batch size runs any multiple of B (aws-neuron-sdk
+archive/appnotes/perf/neuron-cc/performance-tuning.rst: "send a larger inference batch size ...
+equal to a multiple of the compiled batch size"). TF Serving pads each batch it forms up to the
+next of its ``allowed_batch_sizes``, increasing, the last equal to ``max_batch_size`` (tensorflow/
+serving, servables/tensorflow/session_bundle_config.proto, BatchingParameters). So
+``max_batch_size`` must be a multiple of B, and the allowed sizes are B, 2B, ... up to it. B is
+read from the build record `make model` writes beside the newest version; a model built
+elsewhere, without one, is left as it is. Standard library only: it runs on the image's python3.
+
+    batch_sizes.py MODEL_BASE_PATH BATCHING_PARAMETERS_FILE   (appends to the file, or exits 1)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+# Copy of contracts/model_signature.py BUILD_RECORD: tests/test_contracts.py keeps them equal.
+BUILD_RECORD = "assets.extra/model-build.json"
+_MAX_BATCH_SIZE = re.compile(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}")
+
+
+def newest_version(base: Path) -> Path | None:
+    versions = [child for child in base.iterdir() if child.name.isdigit() and (child / "saved_model.pb").is_file()]
+    return max(versions, key=lambda child: int(child.name), default=None)
+
+
+def compiled_batch(base: Path) -> int | None:
+    version = newest_version(base) if base.is_dir() else None
+    record = version / BUILD_RECORD if version else None
+    if record is None or not record.is_file():
+        return None
+    return int(json.loads(record.read_text())["batch"])
+
+
+def allowed_batch_sizes(compiled: int, max_batch_size: int) -> list[int]:
+    if max_batch_size % compiled:
+        raise ValueError(
+            f"batching maxBatchSize is {max_batch_size}, but the model was compiled for batch {compiled}: "
+            f"set batching.maxBatchSize to a multiple of {compiled} (Neuron runs multiples of the compiled batch)"
+        )
+    return list(range(compiled, max_batch_size + 1, compiled))
+
+
+def main(base: str, parameters_file: str) -> int:
+    compiled = compiled_batch(Path(base))
+    if compiled is None:
+        return 0
+    parameters = Path(parameters_file)
+    found = _MAX_BATCH_SIZE.search(parameters.read_text())
+    if found is None:
+        print("ERROR: the batching parameters name no max_batch_size", file=sys.stderr)
+        return 1
+    try:
+        sizes = allowed_batch_sizes(compiled, int(found[1]))
+    except ValueError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    with parameters.open("a") as out:
+        out.writelines(f"allowed_batch_sizes: {size}\n" for size in sizes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
