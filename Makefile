@@ -17,7 +17,7 @@ CDK_ARGS ?=
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench bench-local bench-synth proto constraints clean model model-upload
+.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench bench-local bench-synth proto constraints clean model model-check model-upload
 
 $(PY_STAMP): requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,13 @@ TINY ?=
 model: $(PY_STAMP)
 	$(BIN)/python -m modelbuild --family "$(FAMILY)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" \
 	  --version "$(VERSION)" --batch "$(BATCH)" --seq "$(SEQ)" --tiny "$(TINY)"
+
+# The newest version under OUT answers a request built by the client, decoded as TF Serving decodes it:
+# make model-check [OUT=dir] [TEXT="first sentence"] [PAIR="second sentence"]
+TEXT ?=
+PAIR ?=
+model-check: $(PY_STAMP)
+	$(BIN)/python -m modelbuild check --out "$(OUT)" --text "$(TEXT)" --pair "$(PAIR)"
 
 # Every built version under OUT to S3, for -c modelS3Uri=...: make model-upload S3=s3://bucket/prefix
 S3 ?=

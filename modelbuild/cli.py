@@ -31,6 +31,13 @@ def _upload_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m modelbuild check", description="Ask the newest built version.")
+    for flag in ("--out", "--text", "--pair"):
+        parser.add_argument(flag, default="")
+    return parser
+
+
 def build(options: BuildOptions, *, in_container: bool) -> str:
     if options.family is Family.CPU:
         from modelbuild.export import build as export_here  # noqa: PLC0415  (TensorFlow loads only now)
@@ -56,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             upload_args = _upload_parser().parse_args(arguments[1:])
             print(upload_command(s3=upload_args.s3, out=upload_args.out))
+            return 0
+        if arguments[:1] == ["check"]:
+            from modelbuild.check import check_command  # noqa: PLC0415
+
+            check_args = _check_parser().parse_args(arguments[1:])
+            print(check_command(out=check_args.out, text=check_args.text, pair=check_args.pair))
             return 0
         args = _build_parser().parse_args(arguments)
         options = parse_options(

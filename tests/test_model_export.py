@@ -7,8 +7,8 @@ imported by the fixtures, not at collection, so only the worker that runs these 
 
 from __future__ import annotations
 
-import functools
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from client.inputs import BertInputs, load_tokenizer, text_inputs, zero_inputs
-from client.tfs_api.tensorflow_serving_pb2 import PredictRequest
 from client.transport import predict_request
 from contracts import model_signature as signature
 from modelbuild import cli
+from modelbuild.check import answer, check_command, load
 from modelbuild.neuron import neuron_compiler, toolchain
-from modelbuild.options import Family, parse_options
+from modelbuild.options import Family, ModelBuildError, parse_options
 from tests.conftest import ROOT
 
 BATCH_SIZES = ROOT / "docker" / "model-server" / "batch_sizes.py"
@@ -110,30 +110,13 @@ def exported(request: pytest.FixtureRequest) -> Exported:
     return request.getfixturevalue(f"{request.param}_model")  # type: ignore[no-any-return]
 
 
-@functools.cache
-def load_model(version_dir: Path) -> Any:
-    return tensorflow().saved_model.load(str(version_dir))
-
-
 def serve_grpc(version_dir: Path, request_bytes: bytes) -> dict[str, Any]:
-    """What TF Serving does with a serialized PredictRequest: pick the signature, check the inputs' names,
-    turn each TensorProto into a tensor, run it."""
-    tf = tensorflow()
-    from tensorflow.core.framework import tensor_pb2  # noqa: PLC0415
-
-    request = PredictRequest.FromString(request_bytes)
-    function = load_model(version_dir).signatures[request.model_spec.signature_name or "serving_default"]
-    expected = set(function.structured_input_signature[1])
-    assert set(request.inputs) == expected, "TF Serving refuses inputs the signature does not name"
-    tensors = {
-        name: tf.constant(tf.make_ndarray(tensor_pb2.TensorProto.FromString(proto.SerializeToString())))
-        for name, proto in request.inputs.items()
-    }
-    return {name: value.numpy() for name, value in function(**tensors).items()}
+    """What TF Serving computes for the serialized request (modelbuild.check, which `make model-check` runs)."""
+    return answer(version_dir, request_bytes)
 
 
 def test_the_exported_signature_is_the_one_the_client_and_server_share(exported: Exported) -> None:
-    function = load_model(exported.version_dir).signatures[signature.SIGNATURE_NAME]
+    function = load(exported.version_dir).signatures[signature.SIGNATURE_NAME]
     _, inputs = function.structured_input_signature
 
     assert sorted(inputs) == sorted(signature.INPUT_NAMES)
@@ -153,9 +136,9 @@ def test_it_answers_the_clients_request_for_the_compiled_batch_and_its_multiples
     batch = exported.batch * multiple
     inputs = text_inputs("The company said", "profit rose", tokenizer, batch, exported.sequence_length)
 
-    answer = serve_grpc(exported.version_dir, predict_request("bert", "", inputs).SerializeToString())
+    reply = serve_grpc(exported.version_dir, predict_request("bert", "", inputs).SerializeToString())
 
-    logits = answer[signature.OUTPUT_NAME]
+    logits = reply[signature.OUTPUT_NAME]
     assert logits.shape == (batch, 2)
     assert np.isfinite(logits).all()
     assert np.allclose(logits, logits[0])  # the same sentence pair in every row gets the same answer
@@ -165,9 +148,31 @@ def test_it_answers_the_walk_throughs_request(cpu_model: Exported) -> None:
     # The 2020 client: one row of zeros, 128 long, for each of the three inputs.
     request = predict_request("bert", "serving_default", zero_inputs(1, 128))
 
-    answer = serve_grpc(cpu_model.version_dir, request.SerializeToString())
+    reply = serve_grpc(cpu_model.version_dir, request.SerializeToString())
 
-    assert answer[signature.OUTPUT_NAME].shape == (1, 2)
+    assert reply[signature.OUTPUT_NAME].shape == (1, 2)
+
+
+def test_make_model_check_asks_the_newest_version_a_sentence_pair_or_zeros(cpu_model: Exported) -> None:
+    out = str(cpu_model.version_dir.parent)
+
+    with_text = check_command(out=out, text="The company said", pair="profit rose")
+    with_zeros = check_command(out=out, text="", pair="")
+
+    assert re.fullmatch(
+        rf"{re.escape(str(cpu_model.version_dir))}: 'The company said' / 'profit rose' -> "
+        r"logits \[-?\d+\.\d{4}, -?\d+\.\d{4}\], class [01]",
+        with_text,
+    )
+    assert "the walk-through's zeros" in with_zeros
+
+
+def test_a_request_with_other_input_names_is_refused_as_tf_serving_refuses_it(cpu_model: Exported) -> None:
+    inputs = zero_inputs(1, cpu_model.sequence_length)
+    renamed = BertInputs({"attention_mask" if name == "input_mask" else name: v for name, v in inputs.tensors.items()})
+
+    with pytest.raises(ModelBuildError, match="takes \\['input_ids', 'input_mask', 'segment_ids'\\]"):
+        answer(cpu_model.version_dir, predict_request("bert", "", renamed).SerializeToString())
 
 
 def test_the_neuron_call_gets_the_compiled_batch_and_sequence(
