@@ -159,4 +159,3 @@ def _synthesize(variant: str) -> Synthesized:
 def synth() -> Callable[[str], Synthesized]:
     """Returns the synthesized variant by name, building each at most once per session."""
     return _synthesize
-
