@@ -19,6 +19,7 @@ from config.placement import ModelSettings, S3Location
 from config.profile import RuntimeProfile, Sidecar
 from contracts import containers, metrics
 from contracts import task_environment as env
+from contracts.model_signature import INPUT_NAMES
 
 SOCKET_VOLUME = "sock"
 SOCKET_HOST_PATH = "/tmp/sock"
@@ -42,13 +43,22 @@ HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
 
 
 def model_available_command(model_name: str, rest_port: int) -> list[str]:
-    """A health check that passes only once TF Serving reports the model AVAILABLE.
+    """A health check that passes only once TF Serving reports the model AVAILABLE with the signature the
+    client sends.
 
-    The status endpoint answers 200 while the model is still LOADING, so the HTTP code alone
-    would call a server healthy before it can serve.
+    The status endpoint answers 200 while the model is still LOADING, so the HTTP code alone would
+    call a server healthy before it can serve; and a model whose inputs are named otherwise loads
+    fine but refuses every request, so the metadata must name each of the signature's inputs
+    (contracts/model_signature.py). Either failing keeps the task unhealthy, and the deployment
+    circuit breaker rolls back.
     """
-    status_url = f"http://localhost:{rest_port}/v1/models/{model_name}"
-    return ["CMD-SHELL", f"curl -fsS {status_url} | grep -q '\"AVAILABLE\"' || exit 1"]
+    model_url = f"http://localhost:{rest_port}/v1/models/{model_name}"
+    inputs = " && ".join(f'echo "$metadata" | grep -q \'"{name}"\'' for name in INPUT_NAMES)
+    return [
+        "CMD-SHELL",
+        f'curl -fsS {model_url} | grep -q \'"AVAILABLE"\' && metadata="$(curl -fsS {model_url}/metadata)" '
+        f"&& {inputs} || exit 1",
+    ]
 
 
 def neuron_devices(instance_size: InstanceSize, *permissions: ecs.DevicePermission) -> list[ecs.Device]:

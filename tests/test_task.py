@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import json
-from collections.abc import Callable
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from components.inference_task import model_available_command
 from tests.conftest import VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
@@ -89,15 +93,81 @@ def test_libnrt_server_publishes_grpc_and_rest_on_dynamic_host_ports(
     assert server["StopTimeout"] == 60
 
 
+def status_body(state: str) -> dict[str, Any]:
+    """TF Serving's GET /v1/models/<name> (REST API reference, model status)."""
+    return {"model_version_status": [{"version": "1", "state": state, "status": {"error_code": "OK"}}]}
+
+
+def metadata_body(inputs: list[str]) -> dict[str, Any]:
+    """TF Serving's GET /v1/models/<name>/metadata, trimmed to what matters (REST API reference, model metadata)."""
+    tensors = {name: {"dtype": "DT_INT32", "name": f"serving_default_{name}:0"} for name in inputs}
+    default = {
+        "inputs": tensors,
+        "outputs": {"logits": {"dtype": "DT_FLOAT"}},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return {
+        "model_spec": {"name": "bert", "version": "1"},
+        "metadata": {"signature_def": {"signature_def": {"serving_default": default}}},
+    }
+
+
+@pytest.fixture
+def tf_serving_rest() -> Iterator[tuple[int, dict[str, Any]]]:
+    """A loopback REST endpoint answering status and metadata from ``answers``, as TF Serving would."""
+    answers: dict[str, Any] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = answers.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(json.dumps(body or {"error": "not found"}).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server.server_address[1], answers
+    finally:
+        server.shutdown()
+
+
 def test_libnrt_health_check_waits_for_the_model_to_be_available(synth: SynthFn) -> None:
     server = containers(synth("large"))["bert-large"]
 
     check = server["HealthCheck"]
-    assert check["Command"] == [
-        "CMD-SHELL",
-        "curl -fsS http://localhost:9001/v1/models/bert-large | grep -q '\"AVAILABLE\"' || exit 1",
-    ]
+    assert check["Command"] == model_available_command("bert-large", 9001)
+    assert "http://localhost:9001/v1/models/bert-large" in check["Command"][1]
     assert check["StartPeriod"] == 300
+
+
+@pytest.mark.parametrize(
+    ("state", "inputs", "healthy"),
+    [
+        ("AVAILABLE", ["input_ids", "input_mask", "segment_ids"], True),
+        ("LOADING", ["input_ids", "input_mask", "segment_ids"], False),
+        ("AVAILABLE", ["input_ids", "attention_mask", "token_type_ids"], False),  # a model exported otherwise
+        ("AVAILABLE", ["input_ids", "input_mask"], False),
+        ("AVAILABLE", None, False),  # no metadata answer
+    ],
+)
+def test_the_health_check_passes_only_for_an_available_model_with_the_clients_signature(
+    tf_serving_rest: tuple[int, dict[str, Any]], state: str, inputs: list[str] | None, healthy: bool
+) -> None:
+    port, answers = tf_serving_rest
+    answers["/v1/models/bert"] = status_body(state)
+    if inputs is not None:
+        answers["/v1/models/bert/metadata"] = metadata_body(inputs)
+    kind, command = model_available_command("bert", port)
+
+    # Docker runs a CMD-SHELL health check as /bin/sh -c COMMAND; exit 0 is healthy.
+    result = subprocess.run(["/bin/sh", "-c", command], capture_output=True, check=False, timeout=30)
+
+    assert kind == "CMD-SHELL"
+    assert (result.returncode == 0) is healthy
 
 
 def test_libnrt_task_has_two_containers_with_a_non_essential_monitor(synth: SynthFn) -> None:
