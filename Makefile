@@ -72,6 +72,7 @@ bench-local: $(PY_STAMP)
 # Regenerates the client's TF Serving messages from client/tfs_api/tensorflow_serving.proto.
 proto: $(PY_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/tfs_api/tensorflow_serving.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/kserve_api/kserve.proto
 
 # Wall-clock time of a full `cdk synth` of the default app (CLI, python app.py, jsii), three runs.
 bench-synth: setup

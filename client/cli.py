@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -20,11 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from client import endpoint
 from client.inputs import BertInputs, TokenizerNotFound, load_tokenizer, text_inputs, zero_inputs
+from client.kserve import READY
 from client.load import LoadPlan, LoadRunner
 from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
 from client.report import Cost, RunReport, RunSettings, json_line, plot, render_table
 from client.stats import Summary, cost_per_million, summarize
-from client.transport import RequestFailed, Transport, open_transport
+from client.transport import API_TFSERVING, APIS, RequestFailed, Transport, open_transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_AFTER_S = 1.0
@@ -58,11 +60,21 @@ def _target(text: str) -> str:
     return text
 
 
+# What `status` calls serving: TF Serving's AVAILABLE version, or KServe's ready model.
+SERVING_STATES = ("AVAILABLE", READY)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--target", type=_target, help="HOST:PORT of TF Serving (gRPC or REST port)")
     where.add_argument("--stack", help="read the endpoint from this deployed CloudFormation stack's outputs")
     parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default=None,
+        help="tfserving (TF Serving's API) or kserve (KServe v2, Triton); default: the stack's, else tfserving",
+    )
     parser.add_argument("--model", default=None, help="model name (default: the stack's, else bert)")
     parser.add_argument("--timeout", type=_positive_float, default=10.0, help="per-request timeout, seconds")
 
@@ -165,22 +177,32 @@ async def _run_with_progress(runner: LoadRunner, plan: LoadPlan, show: bool) -> 
         loop.remove_signal_handler(signal.SIGINT)
 
 
-def _destination(args: argparse.Namespace) -> tuple[str, str, str | None]:
-    """Target, model and instance type: from the arguments, filled in from ``--stack`` when given."""
-    target, model, instance_type = args.target, args.model, getattr(args, "instance_type", None)
+@dataclass(frozen=True)
+class Destination:
+    target: str
+    model: str
+    api: str
+    instance_type: str | None
+
+
+def _destination(args: argparse.Namespace) -> Destination:
+    """Target, model, API and instance type: from the arguments, filled in from ``--stack`` when given."""
+    target, model, api, instance_type = args.target, args.model, args.api, getattr(args, "instance_type", None)
     if args.stack:
         found = endpoint.resolve(args.stack)
         target, model = found.target(args.protocol), model or found.model
+        api = api or found.api
         instance_type = instance_type or found.instance_type
-    return target, model or "bert", instance_type
+    return Destination(target, model or "bert", api or API_TFSERVING, instance_type)
 
 
 async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
-        target, model, instance_type = _destination(args)
+        destination = _destination(args)
     except endpoint.EndpointNotFound as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    target, model, instance_type = destination.target, destination.model, destination.instance_type
     plan = LoadPlan(
         requests=args.requests if args.requests or args.duration else 100,
         duration=args.duration,
@@ -197,6 +219,7 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         inputs=inputs,
         timeout=args.timeout,
         concurrency=plan.concurrency or 64,
+        api=destination.api,
     )
     runner = LoadRunner(transport, plan)
     console = Console()
@@ -210,6 +233,7 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         settings=RunSettings(
             target=target,
             protocol=args.protocol,
+            api=destination.api,
             model=model,
             batch=inputs.batch,
             seq_len=inputs.seq_len,
@@ -252,12 +276,20 @@ def _verdict(summary: Summary, details: dict[str, str]) -> int:
 
 async def _status(args: argparse.Namespace) -> int:
     try:
-        target, model, _ = _destination(args)
+        destination = _destination(args)
     except endpoint.EndpointNotFound as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    target, model = destination.target, destination.model
     transport: Transport = open_transport(
-        args.protocol, target, model=model, signature="", inputs=zero_inputs(1, 1), timeout=args.timeout, concurrency=1
+        args.protocol,
+        target,
+        model=model,
+        signature="",
+        inputs=zero_inputs(1, 1),
+        timeout=args.timeout,
+        concurrency=1,
+        api=destination.api,
     )
     try:
         versions = await transport.model_status()
@@ -268,7 +300,7 @@ async def _status(args: argparse.Namespace) -> int:
         await transport.close()
     for version, state in versions:
         print(f"{model} version {version}: {state}")
-    available = any(state == "AVAILABLE" for _, state in versions)
+    available = any(state in SERVING_STATES for _, state in versions)
     return EXIT_OK if available else EXIT_FAILED
 
 

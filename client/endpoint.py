@@ -19,6 +19,8 @@ class StackEndpoint:
     rest_port: int
     model: str
     instance_type: str | None
+    api: str
+    """The API the stack's server speaks (the ServerApi output; stacks from before it speak TF Serving's)."""
 
     def target(self, protocol: str) -> str:
         return f"{self.host}:{self.grpc_port if protocol == 'grpc' else self.rest_port}"
@@ -66,4 +68,5 @@ def resolve(stack_name: str, session: Any = None) -> StackEndpoint:
         rest_port=int(outputs[keys.REST_PORT]),
         model=outputs[keys.MODEL_NAME],
         instance_type=outputs.get(keys.INSTANCE_TYPE),
+        api=outputs.get(keys.SERVER_API, "tfserving"),
     )

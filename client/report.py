@@ -20,6 +20,8 @@ class RunSettings:
 
     target: str
     protocol: str
+    api: str
+    """``tfserving`` or ``kserve``."""
     model: str
     batch: int
     seq_len: int

@@ -80,7 +80,7 @@ def predict_request(model: str, signature: str, inputs: BertInputs) -> PredictRe
     return request
 
 
-def _passthrough(payload: bytes) -> bytes:
+def passthrough(payload: bytes) -> bytes:
     return payload
 
 
@@ -106,7 +106,7 @@ class GrpcTransport:
         self._calls = [
             # Raw bytes both ways: the request is encoded once, and a response that does not parse
             # becomes BAD_RESPONSE here rather than a logged traceback inside grpc.
-            channel.unary_unary(PREDICT_METHOD, request_serializer=_passthrough, response_deserializer=_passthrough)
+            channel.unary_unary(PREDICT_METHOD, request_serializer=passthrough, response_deserializer=passthrough)
             for channel in self._channels
         ]
         self._next = itertools.cycle(self._calls)
@@ -115,7 +115,7 @@ class GrpcTransport:
         try:
             answer = await next(self._next)(self._payload, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
-            raise _grpc_failure(error) from None
+            raise grpc_failure(error) from None
         try:
             response = PredictResponse.FromString(answer)
         except DecodeError:
@@ -132,7 +132,7 @@ class GrpcTransport:
         try:
             response = await call(GetModelStatusRequest(model_spec=ModelSpec(name=self._model)), timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
-            raise _grpc_failure(error) from None
+            raise grpc_failure(error) from None
         return [
             (status.version, ModelVersionStatus.State.Name(status.state)) for status in response.model_version_status
         ]
@@ -141,7 +141,7 @@ class GrpcTransport:
         await asyncio.gather(*(channel.close() for channel in self._channels))
 
 
-def _grpc_failure(error: grpc.aio.AioRpcError) -> RequestFailed:
+def grpc_failure(error: grpc.aio.AioRpcError) -> RequestFailed:
     code = error.code()
     details = error.details() or ""
     if code is grpc.StatusCode.INTERNAL and "deserializ" in details.lower():
@@ -216,9 +216,30 @@ class RestTransport:
             await self._session.close()
 
 
+API_TFSERVING, API_KSERVE = "tfserving", "kserve"
+APIS = (API_TFSERVING, API_KSERVE)
+
+
 def open_transport(
-    protocol: str, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, concurrency: int
+    protocol: str,
+    target: str,
+    *,
+    model: str,
+    signature: str,
+    inputs: BertInputs,
+    timeout: float,
+    concurrency: int,
+    api: str = API_TFSERVING,
 ) -> Transport:
+    """TF Serving's API (Predict) or KServe v2's (ModelInfer, Triton), over gRPC or REST."""
+    if api == API_KSERVE:
+        from client.kserve import KServeGrpcTransport, KServeRestTransport  # noqa: PLC0415  (kserve imports this module)
+
+        if protocol == "grpc":
+            return KServeGrpcTransport(
+                target, model=model, inputs=inputs, timeout=timeout, channels=channels_for(concurrency)
+            )
+        return KServeRestTransport(target, model=model, inputs=inputs, timeout=timeout, connections=concurrency)
     if protocol == "grpc":
         return GrpcTransport(
             target, model=model, signature=signature, inputs=inputs, timeout=timeout, channels=channels_for(concurrency)

@@ -19,7 +19,6 @@ from config.placement import ModelSettings, S3Location
 from config.profile import RuntimeProfile, Sidecar
 from contracts import containers, metrics
 from contracts import task_environment as env
-from contracts.model_signature import INPUT_NAMES
 
 SOCKET_VOLUME = "sock"
 SOCKET_HOST_PATH = "/tmp/sock"
@@ -40,25 +39,6 @@ MODEL_VOLUME = "model"
 MODEL_MOUNT = "/model"
 # Loading a compiled BERT onto NeuronCores takes a while; ECS allows at most 300 s of grace.
 HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
-
-
-def model_available_command(model_name: str, rest_port: int) -> list[str]:
-    """A health check that passes only once TF Serving reports the model AVAILABLE with the signature the
-    client sends.
-
-    The status endpoint answers 200 while the model is still LOADING, so the HTTP code alone would
-    call a server healthy before it can serve; and a model whose inputs are named otherwise loads
-    fine but refuses every request, so the metadata must name each of the signature's inputs
-    (contracts/model_signature.py). Either failing keeps the task unhealthy, and the deployment
-    circuit breaker rolls back.
-    """
-    model_url = f"http://localhost:{rest_port}/v1/models/{model_name}"
-    inputs = " && ".join(f'echo "$metadata" | grep -q \'"{name}"\'' for name in INPUT_NAMES)
-    return [
-        "CMD-SHELL",
-        f'curl -fsS {model_url} | grep -q \'"AVAILABLE"\' && metadata="$(curl -fsS {model_url}/metadata)" '
-        f"&& {inputs} || exit 1",
-    ]
 
 
 def neuron_devices(instance_size: InstanceSize, *permissions: ecs.DevicePermission) -> list[ecs.Device]:
@@ -291,10 +271,14 @@ class InferenceTaskDefinition(Construct):
                 **({} if managed_devices else core_slot_environment(model)),
                 # serve.sh writes it to a file and turns on TF Serving's dynamic batching
                 **({env.BATCHING_PARAMETERS: batching.parameters_file()} if batching else {}),
+                # Triton runs one model instance per NeuronCore of the task (serve_triton.py)
+                **(
+                    {env.TRITON_INSTANCES: str(model.cores_per_task)} if self._profile.engine.instances_per_core else {}
+                ),
             },
             linux_parameters=server_linux,
             health_check=ecs.HealthCheck(
-                command=model_available_command(model.name, model.rest_port),
+                command=self._profile.engine.health_command(model.name, model.rest_port),
                 interval=Duration.seconds(30),
                 timeout=Duration.seconds(5),
                 retries=3,

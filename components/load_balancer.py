@@ -11,6 +11,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
 from components.findings import acknowledge
+from config.engines import EngineFacts
 from config.placement import ModelSettings
 from config.profile import RuntimeProfile
 
@@ -20,21 +21,13 @@ DYNAMIC_HOST_PORTS = (32768, 65535)
 DEREGISTRATION_DELAY = Duration.seconds(60)
 
 
-def metadata_path(model_name: str) -> str:
-    """A REST path that answers 200 only while a version of the model is AVAILABLE.
-
-    ``GET /v1/models/<name>`` answers 200 even while LOADING; the metadata lookup goes through
-    the loaded servables, so it fails until one is available.
-    """
-    return f"/v1/models/{model_name}/metadata"
-
-
 class InferenceLoadBalancer(Construct):
     """An NLB (internal unless ``public``) whose security group admits ``allowed_cidr`` only.
 
     Targets are the tasks' host ports, registered by the ECS service. REST targets are healthy
-    only while the model is AVAILABLE (HTTP check on the metadata path); gRPC targets are checked
-    by TCP, which TF Serving accepts only once its first model load has finished.
+    only while the model can serve (the engine's ready path: TF Serving's metadata, Triton's
+    ``/v2/models/<name>/ready``); gRPC targets are checked by TCP, which TF Serving accepts only once
+    its first model load has finished.
     """
 
     def __init__(
@@ -93,7 +86,7 @@ class InferenceLoadBalancer(Construct):
             )
 
     def serve(
-        self, service: ecs.BaseService, *, model: ModelSettings, id_suffix: str
+        self, service: ecs.BaseService, *, model: ModelSettings, engine: EngineFacts, id_suffix: str
     ) -> dict[str, elbv2.NetworkTargetGroup]:
         """Opens the model's gRPC and REST ports to the clients and forwards them to every task of ``service``.
 
@@ -104,10 +97,12 @@ class InferenceLoadBalancer(Construct):
         target_groups = {}
         for name, port, check_protocol, check_path in (
             ("Grpc", model.grpc_port, elbv2.Protocol.TCP, None),
-            ("Rest", model.rest_port, elbv2.Protocol.HTTP, metadata_path(container_name)),
+            ("Rest", model.rest_port, elbv2.Protocol.HTTP, engine.ready_path(container_name)),
         ):
             self.security_group.add_ingress_rule(
-                self._clients, ec2.Port.tcp(port), f"TF Serving {name.upper()} ({container_name}) from allowedCidr"
+                self._clients,
+                ec2.Port.tcp(port),
+                f"{engine.display_name} {name.upper()} ({container_name}) from allowedCidr",
             )
             listener = self.load_balancer.add_listener(f"{name}{id_suffix}", port=port, protocol=elbv2.Protocol.TCP)
             target_group = listener.add_targets(

@@ -39,9 +39,9 @@ def neuron_build_args(
     return args
 
 
-def has_saved_model(model_dir: Path) -> bool:
-    """Whether ``model_dir`` holds a TF Serving model: ``<version>/saved_model.pb``."""
-    return any(model_dir.glob("*/saved_model.pb"))
+def has_saved_model(model_dir: Path, model_file: str = "saved_model.pb") -> bool:
+    """Whether ``model_dir`` holds a model for the server: ``<version>/<model_file>``."""
+    return any(model_dir.glob(f"*/{model_file}"))
 
 
 class ModelServerImages(Construct):
@@ -70,6 +70,8 @@ class ModelServerImages(Construct):
             self,
             "ServerImage",
             directory=str(DOCKER_DIR / "model-server"),
+            # the TF Serving image's Dockerfile is the default one: no file property, no asset hash change
+            file=profile.engine.dockerfile if profile.engine.dockerfile != "Dockerfile" else None,
             platform=ecr_assets.Platform.LINUX_AMD64,
             build_args={
                 "BASE_IMAGE": profile.base_image,
@@ -90,9 +92,10 @@ class ModelServerImages(Construct):
         self.server_image = ecs.ContainerImage.from_docker_image_asset(self.server_asset)
         self.sidecar_image = ecs.ContainerImage.from_docker_image_asset(self.sidecar_asset)
 
-        if model_in_image and not has_saved_model(model_dir):
+        model_file = profile.engine.model_file
+        if model_in_image and not has_saved_model(model_dir, model_file):
             Annotations.of(self).add_warning_v2(
                 "bert-inferentia:no-model",
-                f"No SavedModel in {model_dir} (expected <version>/saved_model.pb). "
+                f"No {profile.engine.model_kind} in {model_dir} (expected <version>/{model_file}). "
                 "Synth is fine; `cdk deploy` will stop at the image build. See README, 'Providing the model'.",
             )

@@ -75,7 +75,9 @@ class ServedModel(IdTransparentScope):
             settings=settings,
             security_group=platform.task_security_group,
         )
-        target_groups = platform.endpoint.serve(self.inference.service, model=model, id_suffix=id_suffix)
+        target_groups = platform.endpoint.serve(
+            self.inference.service, model=model, engine=settings.profile.engine, id_suffix=id_suffix
+        )
         self.observability = ServiceObservability(
             self,
             "Observability",

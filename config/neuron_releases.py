@@ -105,6 +105,27 @@ INF2 = NeuronReleaseSet(
     "stack for Inf2 also uses",
 )
 
+# The maintained stack for Inf2: torch-neuronx behind Triton. torch-neuronx 2.9.0.2.15.32035 (PyTorch
+# 2.9) last shipped in Neuron 2.31.x, with runtime 2.33.10.0 (n2-manifest.json); AWS's last PyTorch
+# inference image for Inf2 pins exactly this set on Ubuntu 24.04 (aws-neuron/deep-learning-containers
+# pytorch/inference/2.9.0/Dockerfile.neuronx, sdk2.31.1). The name torch-neuronx also carries a
+# newer native build for Trn2/Trn3 only, so the version is pinned.
+TORCH_NEURONX = NeuronPackage("torch-neuronx", "2.9.0.2.15.32035")
+TRITON_INF2 = NeuronReleaseSet(
+    framework_release="2.31.1",
+    runtime_release="2.31.1",
+    server=(
+        TORCH_NEURONX,
+        NeuronPackage("aws-neuronx-runtime-lib", "2.33.10.0"),
+        NeuronPackage("aws-neuronx-collectives", "2.33.10.0"),
+    ),
+    monitor=(NeuronPackage("aws-neuronx-tools", "2.31.15.0"),),
+    compiler=(TORCH_NEURONX, NeuronPackage("neuronx-cc", "2.26.6360.0")),
+    host_driver="2.29 or later (the newest when the AMI was built)",
+    why="TensorFlow on Inf2 is out of support since Neuron 2.29; torch-neuronx 2.9 (in maintenance, last "
+    "shipped in 2.31.x) with runtime 2.33.10 is the supported PyTorch path, served by Triton's Python backend",
+)
+
 # The 2020 walk-through's runtime 1.x pair (Neuron 1.x, before the 2.x manifest): the runtime of May
 # 2020, 1.0.6905.0 (release-notes/archive/neuron-cc/neuron-cc.rst), and TF Serving 1.15.0.1.0.1572.0
 # of 5/11/2020 (release-notes/archive/tensorflow/tensorflow-modelserver-neuron/

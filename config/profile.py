@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from config.engines import TF_SERVING, TRITON, EngineFacts, ServingEngine
 from config.hardware import NeuronFamily
-from config.neuron_releases import LIBNRT_RELEASES, RTD, NeuronReleaseSet
+from config.neuron_releases import LIBNRT_RELEASES, RTD, TRITON_INF2, NeuronReleaseSet
 from contracts import containers
 
 AL2023_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
 AL2_BASE = "public.ecr.aws/amazonlinux/amazonlinux:2"
+# "PyTorch 2.9 is not available on Amazon Linux 2023 ... Use Ubuntu 24.04" (aws-neuron-sdk
+# setup/pytorch/manual.rst): the Triton image is Ubuntu; the host stays AL2023.
+UBUNTU_BASE = "public.ecr.aws/docker/library/ubuntu:24.04"
 
 
 class NeuronRuntime(Enum):
@@ -50,6 +54,8 @@ class RuntimeProfile:
     runtime: NeuronRuntime
     family: NeuronFamily
     capacity: CapacityMode
+    engine: EngineFacts
+    """The model server: TF Serving or Triton."""
     name: str
     """How errors name the layout, e.g. "the rtd layout"."""
     releases: NeuronReleaseSet
@@ -81,13 +87,20 @@ class RuntimeProfile:
     Instances only) instead of mapping ``/dev/neuronN`` itself."""
 
 
-def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily, capacity: CapacityMode) -> RuntimeProfile:
-    """The facts of ``runtime`` on ``family`` with ``capacity``. The caller has checked that they go together."""
+def runtime_profile(
+    runtime: NeuronRuntime,
+    family: NeuronFamily,
+    capacity: CapacityMode,
+    engine: ServingEngine = ServingEngine.TFSERVING,
+) -> RuntimeProfile:
+    """The facts of ``runtime`` on ``family`` with ``capacity`` and ``engine``. The caller has checked that
+    they go together (ENGINE_FAMILIES, RUNTIME_FAMILIES, CAPACITY_FAMILIES)."""
     if runtime is NeuronRuntime.RTD:
         return RuntimeProfile(
             runtime=runtime,
             family=family,
             capacity=capacity,
+            engine=TF_SERVING,
             name="the rtd layout",
             releases=RTD,
             base_image=AL2_BASE,
@@ -104,13 +117,15 @@ def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily, capacity: Capa
             managed_neuron_devices=False,
         )
     managed = capacity is CapacityMode.MANAGED_INSTANCES
+    triton = engine is ServingEngine.TRITON
     return RuntimeProfile(
         runtime=runtime,
         family=family,
         capacity=capacity,
+        engine=TRITON if triton else TF_SERVING,
         name="ECS Managed Instances" if managed else "the libnrt layout",
-        releases=LIBNRT_RELEASES[family],
-        base_image=AL2023_BASE,
+        releases=TRITON_INF2 if triton else LIBNRT_RELEASES[family],
+        base_image=UBUNTU_BASE if triton else AL2023_BASE,
         sidecar=Sidecar.NEURON_MONITOR,
         # awsvpc tasks bind their own ports on their own interface
         static_host_ports=managed,
@@ -127,6 +142,16 @@ def runtime_profile(runtime: NeuronRuntime, family: NeuronFamily, capacity: Capa
         managed_neuron_devices=managed,
     )
 
+
+# The families each model server runs on: torch-neuronx supports Inf2 and Trn, not Inf1 (whose PyTorch
+# path, torch-neuron, left support with Neuron 2.x's Inf1 line); TF Serving runs on both.
+ENGINE_FAMILIES = {
+    ServingEngine.TFSERVING: frozenset(NeuronFamily),
+    ServingEngine.TRITON: frozenset({NeuronFamily.INF2}),
+}
+# The default where ``server`` is left empty: the walk-through's TF Serving on Inf1, the maintained
+# stack on Inf2.
+DEFAULT_ENGINE = {NeuronFamily.INF1: ServingEngine.TFSERVING, NeuronFamily.INF2: ServingEngine.TRITON}
 
 # The families each runtime runs on: runtime 1.x never supported Inferentia 2.
 RUNTIME_FAMILIES = {NeuronRuntime.LIBNRT: frozenset(NeuronFamily), NeuronRuntime.RTD: frozenset({NeuronFamily.INF1})}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.batching import BatchingSettings, parse_batching
+from config.engines import ServingEngine
 from config.fleet import Zones, check_subnets_fit, parse_fallback_sizes, parse_zones
 from config.hardware import INSTANCE_SIZES, InstanceSize
 from config.log_retention import LOG_RETENTION_DAYS
@@ -27,6 +28,8 @@ from config.parsing import SettingsError, boolean, choice, fail, integer, ipv4_c
 from config.placement import ModelSettings, parse_models
 from config.profile import (
     CAPACITY_FAMILIES,
+    DEFAULT_ENGINE,
+    ENGINE_FAMILIES,
     RUNTIME_FAMILIES,
     CapacityMode,
     NeuronRuntime,
@@ -44,7 +47,7 @@ SETTING_KEYS = (
     *("keyName", "neuronRuntime", "modelName", "grpcPort", "restPort", "vpcCidr", "natGateways"),
     *("rootVolumeGiB", "logRetentionDays", "coresPerTask", "publicEndpoint", "minTasks", "maxTasks"),
     *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery", "availabilityZones"),
-    *("fallbackInstanceTypes", "onDemandBase", "capacity"),
+    *("fallbackInstanceTypes", "onDemandBase", "capacity", "server"),
 )
 # The defaults are cdk.json's own values: written once, there.
 DEFAULTS: Mapping[str, object] = {
@@ -188,7 +191,28 @@ def _profile(raw: ContextGetter, size: InstanceSize) -> RuntimeProfile:
             )
         if runtime is not NeuronRuntime.LIBNRT:
             raise fail("capacity", capacity.value, "ECS Managed Instances run today's libnrt layout only, not rtd")
-    return runtime_profile(runtime, size.family, capacity)
+    return runtime_profile(runtime, size.family, capacity, _engine(raw("server"), size, runtime))
+
+
+def _engine(value: object, size: InstanceSize, runtime: NeuronRuntime) -> ServingEngine:
+    """``server``: empty takes the family's default (TF Serving on Inf1, Triton on Inf2; rtd is TF Serving)."""
+    choices = {"": None, **{engine.value: engine for engine in ServingEngine}}
+    written = choice("server", value, choices)
+    if not written:
+        return DEFAULT_ENGINE[size.family] if runtime is NeuronRuntime.LIBNRT else ServingEngine.TFSERVING
+    engine = ServingEngine(written)
+    if size.family not in ENGINE_FAMILIES[engine]:
+        raise fail(
+            "server",
+            written,
+            f"Triton serves a torch-neuronx model, which runs on Inf2, not {size.name}: leave server empty or "
+            "set tfserving",
+        )
+    if engine is ServingEngine.TRITON and runtime is NeuronRuntime.RTD:
+        raise fail(
+            "server", written, "the rtd layout is the walk-through's TF Serving: leave server empty or set tfserving"
+        )
+    return engine
 
 
 # Settings that describe this stack's own Auto Scaling group: with Managed Instances AWS chooses,

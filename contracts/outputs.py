@@ -7,6 +7,8 @@ SECURITY_GROUP_ID = "SecurityGroupId"
 INSTANCE_TYPE = "InstanceType"
 LOAD_BALANCER_DNS_NAME = "LoadBalancerDnsName"
 NOTIFICATIONS_TOPIC_ARN = "NotificationsTopicArn"
+# The API the endpoint speaks: "tfserving" (TF Serving's own) or "kserve" (Triton's KServe v2), the client's --api.
+SERVER_API = "ServerApi"
 
 # One of each per served model: the first model's keys are bare, the n-th's are prefixed "Model<n>".
 MODEL_NAME = "ModelName"

@@ -20,6 +20,8 @@ GRPC_PORT = "GRPC_PORT"
 REST_PORT = "REST_PORT"
 MODEL_BASE_PATH = "MODEL_BASE_PATH"
 BATCHING_PARAMETERS = "BATCHING_PARAMETERS"
+# Triton: model instances to start, one per NeuronCore of the task (-> serve_triton.py)
+TRITON_INSTANCES = "TRITON_INSTANCES"
 # rtd layout: where the server finds neuron-rtd
 NEURON_RTD_ADDRESS = "NEURON_RTD_ADDRESS"
 # neuron-monitor sidecar (task -> neuron_emf.py)

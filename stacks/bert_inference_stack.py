@@ -108,6 +108,7 @@ class BertInferenceStack(Stack):
         CfnOutput(self, outputs.CLUSTER_NAME, value=cluster.cluster_name)
         CfnOutput(self, outputs.SECURITY_GROUP_ID, value=network.security_group.security_group_id)
         CfnOutput(self, outputs.INSTANCE_TYPE, value=settings.instance_size.name)
+        CfnOutput(self, outputs.SERVER_API, value=settings.profile.engine.api)
         CfnOutput(
             self,
             outputs.LOAD_BALANCER_DNS_NAME,

@@ -39,8 +39,10 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
     # The walk-through's own AMI (us-east-1): no current ECS AMI runs neuron-rtd.
     "rtd": {"neuronRuntime": "rtd", "amiId": "ami-04450f16e0cd20356"},
     # On-demand, with a fallback size and three named zones.
+    # The walk-through's TF Serving kept on Inf2 (server=tfserving), on-demand, with a fallback size.
     "inf2": {
         "instanceType": "inf2.xlarge",
+        "server": "tfserving",
         "spot": "false",
         "fallbackInstanceTypes": "inf2.8xlarge",
         "availabilityZones": "us-east-1a,us-east-1b,us-east-1d",
@@ -73,8 +75,18 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "allowedCidr": "198.51.100.0/24",
         "onDemandBase": "1",
     },
-    # ECS Managed Instances on inf2.xlarge: AWS runs the instances, one task each, spot.
+    # ECS Managed Instances on inf2.xlarge (Triton, Inf2's default): AWS runs the instances, one task each, spot.
     "managed": {"capacity": "managedInstances", "instanceType": "inf2.xlarge"},
+    # Two models behind Triton on inf2.24xlarge: 6 cores each (chips 0-2 and 3-5) per instance.
+    "triton-multi": {
+        "instanceType": "inf2.24xlarge",
+        "models": json.dumps(
+            [
+                {"name": "bert", "cores": 6, "grpcPort": 8500, "restPort": 8501, "modelS3Uri": "s3://models-b/bert"},
+                {"name": "minilm", "cores": 6, "grpcPort": 8502, "restPort": 8503, "modelS3Uri": "s3://models-b/mini"},
+            ]
+        ),
+    },
     # Two models side by side on inf1.6xlarge: each instance holds one task of each, on two chips each.
     "multi": {
         "instanceType": "inf1.6xlarge",

@@ -132,6 +132,7 @@ def test_the_stack_declares_exactly_the_outputs_the_client_knows(synth: SynthFn,
         outputs.INSTANCE_TYPE,
         outputs.LOAD_BALANCER_DNS_NAME,
         outputs.NOTIFICATIONS_TOPIC_ARN,
+        outputs.SERVER_API,
     }
     per_model = {
         outputs.model_output(key, index)

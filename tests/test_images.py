@@ -86,7 +86,16 @@ def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sideca
 def test_build_context_is_kept_small_by_dockerignore(synth: SynthFn) -> None:
     (server,) = [image for image in docker_images(synth("default")) if "serve.sh" in image["files"]]
 
-    assert server["files"] == [".dockerignore", "Dockerfile", "batch_sizes.py", "model", "neuron_slot.py", "serve.sh"]
+    assert server["files"] == [
+        ".dockerignore",
+        "Dockerfile",
+        "Dockerfile.triton",
+        "batch_sizes.py",
+        "model",
+        "neuron_slot.py",
+        "serve.sh",
+        "triton",
+    ]
 
 
 def test_saved_model_is_found_only_in_a_version_folder(tmp_path: Path) -> None:

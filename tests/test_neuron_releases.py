@@ -27,8 +27,9 @@ SynthFn = Callable[[str], Synthesized]
 MANIFEST = json.loads((ROOT / "tests" / "data" / "n2-manifest-excerpt.json").read_text())
 DOCKER_DIR = ROOT / "docker"
 # "<name>-${VERSION_ARG}", the name itself literal or a build argument
-# "name-${VERSION}" (dnf) or "name==${VERSION}" (pip), the name itself possibly a build argument.
-PINNED = re.compile(r"(\$\{[A-Z0-9_]+\}|[a-z0-9][a-z0-9-]*?)(?:-|==)\$\{([A-Z0-9_]+)\}")
+# "name-${VERSION}" (dnf), "name==${VERSION}" (pip) or "name=${VERSION}*" (apt), the name itself possibly a
+# build argument.
+PINNED = re.compile(r"(\$\{[A-Z0-9_]+\}|[a-z0-9][a-z0-9-]*?)(?:-|==?)\$\{([A-Z0-9_]+)\}")
 LITERAL_NEURON_PIN = re.compile(
     r"\b(?:aws-neuron\S*|tensorflow-model-server\S*|tensorflow-neuron\S*|neuron\S*-cc|torch-neuron\S*)[-=]=?\d"
 )
@@ -108,8 +109,9 @@ def test_every_image_installs_exactly_the_release_tables_packages(synth: SynthFn
 
     assert images
     for image in images:
-        dockerfile = ROOT / "docker" / ("model-server" if "serve.sh" in image["files"] else image_folder(image))
-        installed = installed_by(dockerfile / "Dockerfile", image.get("dockerBuildArgs", {}))
+        folder = ROOT / "docker" / ("model-server" if "serve.sh" in image["files"] else image_folder(image))
+        dockerfile = folder / image.get("dockerFile", "Dockerfile")
+        installed = installed_by(dockerfile, image.get("dockerBuildArgs", {}))
         expected = releases.server if "serve.sh" in image["files"] else releases.monitor
         assert installed == {(package.name, package.version) for package in expected}, dockerfile
 

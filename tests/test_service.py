@@ -88,8 +88,10 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
         "LoadBalancerDnsName",
         "DashboardName",
         "NotificationsTopicArn",
+        "ServerApi",
     }
     assert outputs["ModelName"]["Value"] == "bert-large"
+    assert outputs["ServerApi"]["Value"] == "tfserving"
     assert outputs["InstanceType"]["Value"] == "inf1.24xlarge"
     assert (outputs["GrpcPort"]["Value"], outputs["RestPort"]["Value"]) == ("9000", "9001")
 

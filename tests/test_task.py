@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.inference_task import model_available_command
+from config.engines import TF_SERVING
 from tests.conftest import VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
@@ -52,6 +52,8 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
         expected_environment["BATCHING_PARAMETERS"] = settings.batching.parameters_file()
     if settings.models[0].s3:
         expected_environment["MODEL_BASE_PATH"] = "/model"
+    if settings.profile.engine.instances_per_core:  # Triton: one model instance per NeuronCore of the task
+        expected_environment["TRITON_INSTANCES"] = str(settings.models[0].cores_per_task)
     assert environment(server) == expected_environment
     slots_mount = {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
     assert slots_mount in server["MountPoints"]
@@ -139,7 +141,7 @@ def test_libnrt_health_check_waits_for_the_model_to_be_available(synth: SynthFn)
     server = containers(synth("large"))["bert-large"]
 
     check = server["HealthCheck"]
-    assert check["Command"] == model_available_command("bert-large", 9001)
+    assert check["Command"] == TF_SERVING.health_command("bert-large", 9001)
     assert "http://localhost:9001/v1/models/bert-large" in check["Command"][1]
     assert check["StartPeriod"] == 300
 
@@ -161,7 +163,7 @@ def test_the_health_check_passes_only_for_an_available_model_with_the_clients_si
     answers["/v1/models/bert"] = status_body(state)
     if inputs is not None:
         answers["/v1/models/bert/metadata"] = metadata_body(inputs)
-    kind, command = model_available_command("bert", port)
+    kind, command = TF_SERVING.health_command("bert", port)
 
     # Docker runs a CMD-SHELL health check as /bin/sh -c COMMAND; exit 0 is healthy.
     result = subprocess.run(["/bin/sh", "-c", command], capture_output=True, check=False, timeout=30)

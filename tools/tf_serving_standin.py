@@ -1,6 +1,7 @@
-"""A TensorFlow Serving stand-in on loopback, for the client's tests and ``make bench-local``.
+"""A TensorFlow Serving (and Triton) stand-in on loopback, for the client's tests and ``make bench-local``.
 
-It speaks the same gRPC methods and REST endpoints as TF Serving, checks requests the way TF
+It speaks the same gRPC methods and REST endpoints as TF Serving, and Triton's KServe v2 ones
+(``ModelInfer``, ``ModelReady``, ``/v2/models/<m>/infer`` and ``/ready``), checks requests the way TF
 Serving does (model name, int32 tensors of a consistent shape), waits a fixed model time, and can
 misbehave on purpose: fail every Nth request, answer with garbage, or report the model LOADING.
 It records what it received so tests can check the client's side of the wire.
@@ -24,6 +25,12 @@ import grpc
 import numpy as np
 from aiohttp import web
 
+from client.kserve_api.kserve_pb2 import (
+    ModelInferRequest,
+    ModelInferResponse,
+    ModelReadyRequest,
+    ModelReadyResponse,
+)
 from client.tfs_api.tensorflow_serving_pb2 import (
     DataType,
     GetModelStatusRequest,
@@ -98,6 +105,32 @@ def _check_grpc_inputs(request: PredictRequest) -> dict[str, tuple[str, tuple[in
     return seen
 
 
+def _check_kserve_inputs(
+    request: ModelInferRequest,
+) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict[str, tuple[int, ...]]]:
+    """As Triton checks a ModelInferRequest: INT32 tensors whose raw bytes (or int_contents) fill their shape."""
+    if not request.inputs:
+        raise InvalidRequest("no inputs")
+    if request.raw_input_contents and len(request.raw_input_contents) != len(request.inputs):
+        raise InvalidRequest("raw_input_contents must hold one entry per input")
+    seen: dict[str, tuple[str, tuple[int, ...]]] = {}
+    rows: dict[str, tuple[int, ...]] = {}
+    for index, tensor in enumerate(request.inputs):
+        shape = tuple(int(size) for size in tensor.shape)
+        if tensor.datatype != "INT32":
+            raise InvalidRequest(f"input {tensor.name}: expects INT32, got {tensor.datatype}")
+        values = (
+            np.frombuffer(request.raw_input_contents[index], dtype="<i4")
+            if request.raw_input_contents
+            else np.array(tensor.contents.int_contents, dtype=np.int32)
+        )
+        if values.size != int(np.prod(shape)):
+            raise InvalidRequest(f"input {tensor.name}: {values.size} values for shape {list(shape)}")
+        seen[tensor.name] = ("INT32", shape)
+        rows[tensor.name] = tuple(int(v) for v in values[: shape[-1]])
+    return seen, rows
+
+
 class LocalServer:
     """Runs the stand-in's gRPC and REST servers on loopback, in a thread of its own or in the caller's loop."""
 
@@ -166,26 +199,66 @@ class LocalServer:
             ]
         )
 
-    def _grpc_handlers(self) -> tuple[grpc.GenericRpcHandler, grpc.GenericRpcHandler]:
+    async def _grpc_infer(self, request: ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            inputs, rows = _check_kserve_inputs(request)
+            await self._predict(Received("kserve-grpc", request.model_name, "", inputs, rows))
+        except LookupError as error:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+        except InvalidRequest as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except ConnectionAbortedError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        batch = next(iter(inputs.values()))[1][0]
+        response = ModelInferResponse(model_name=request.model_name, model_version="1")
+        response.outputs.add(name="logits", datatype="FP32", shape=[batch, 2])
+        response.raw_output_contents.append(np.zeros((batch, 2), dtype="<f4").tobytes())
+        return response
+
+    async def _grpc_ready(self, request: ModelReadyRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        ready = request.name == self.behaviour.model_name and self.behaviour.state == "AVAILABLE"
+        return ModelReadyResponse(ready=ready)
+
+    def _grpc_handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
         serialize = (lambda _: GARBAGE) if self.behaviour.garbage else PredictResponse.SerializeToString
-        return grpc.method_handlers_generic_handler(
-            "tensorflow.serving.PredictionService",
-            {
-                "Predict": grpc.unary_unary_rpc_method_handler(
-                    self._grpc_predict,
-                    request_deserializer=PredictRequest.FromString,
-                    response_serializer=serialize,
-                )
-            },
-        ), grpc.method_handlers_generic_handler(
-            "tensorflow.serving.ModelService",
-            {
-                "GetModelStatus": grpc.unary_unary_rpc_method_handler(
-                    self._grpc_status,
-                    request_deserializer=GetModelStatusRequest.FromString,
-                    response_serializer=GetModelStatusResponse.SerializeToString,
-                )
-            },
+        return (
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService",
+                {
+                    "Predict": grpc.unary_unary_rpc_method_handler(
+                        self._grpc_predict,
+                        request_deserializer=PredictRequest.FromString,
+                        response_serializer=serialize,
+                    )
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                "inference.GRPCInferenceService",
+                {
+                    "ModelInfer": grpc.unary_unary_rpc_method_handler(
+                        self._grpc_infer,
+                        request_deserializer=ModelInferRequest.FromString,
+                        response_serializer=(lambda _: GARBAGE)
+                        if self.behaviour.garbage
+                        else ModelInferResponse.SerializeToString,
+                    ),
+                    "ModelReady": grpc.unary_unary_rpc_method_handler(
+                        self._grpc_ready,
+                        request_deserializer=ModelReadyRequest.FromString,
+                        response_serializer=ModelReadyResponse.SerializeToString,
+                    ),
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.ModelService",
+                {
+                    "GetModelStatus": grpc.unary_unary_rpc_method_handler(
+                        self._grpc_status,
+                        request_deserializer=GetModelStatusRequest.FromString,
+                        response_serializer=GetModelStatusResponse.SerializeToString,
+                    )
+                },
+            ),
         )
 
     # --- REST ---
@@ -231,6 +304,39 @@ class LocalServer:
         batch = next(iter(inputs.values()))[1][0]
         return web.json_response({"outputs": {"logits": [[0.0, 0.0]] * batch}})
 
+    async def _kserve_ready(self, request: web.Request) -> web.Response:
+        """200 when ready, 400 when not (KServe v2 health API)."""
+        ready = request.match_info["model"] == self.behaviour.model_name and self.behaviour.state == "AVAILABLE"
+        return web.Response(status=200 if ready else 400)
+
+    async def _kserve_infer(self, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        try:
+            document = await request.json()
+            tensors = document.get("inputs") if isinstance(document, dict) else None
+            if not isinstance(tensors, list) or not tensors:
+                raise InvalidRequest("missing 'inputs'")
+            inputs, rows = {}, {}
+            for tensor in tensors:
+                shape = tuple(int(size) for size in tensor["shape"])
+                data = np.asarray(tensor["data"])
+                if tensor.get("datatype") != "INT32" or data.size != int(np.prod(shape)) or data.dtype.kind not in "iu":
+                    raise InvalidRequest(f"input {tensor.get('name')}: expects INT32 data filling {list(shape)}")
+                inputs[str(tensor["name"])] = ("INT32", shape)
+                rows[str(tensor["name"])] = tuple(int(v) for v in data.ravel()[: shape[-1]])
+            await self._predict(Received("kserve-rest", model, "", inputs, rows))
+        except LookupError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        except (ValueError, KeyError, TypeError) as error:
+            return web.json_response({"error": str(error)}, status=400)
+        except ConnectionAbortedError as error:
+            return web.json_response({"error": str(error)}, status=503)
+        if self.behaviour.garbage:
+            return web.Response(body=b"<html>not json", content_type="text/html")
+        batch = next(iter(inputs.values()))[1][0]
+        output = {"name": "logits", "datatype": "FP32", "shape": [batch, 2], "data": [0.0] * (batch * 2)}
+        return web.json_response({"model_name": model, "model_version": "1", "outputs": [output]})
+
     # --- lifecycle ---
 
     async def serve(self) -> None:
@@ -244,6 +350,8 @@ class LocalServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1/models/{model}", self._rest_status)
         app.router.add_post("/v1/models/{model_verb}", self._rest_predict)
+        app.router.add_get("/v2/models/{model}/ready", self._kserve_ready)
+        app.router.add_post("/v2/models/{model}/infer", self._kserve_infer)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, LOOPBACK, self.rest_port)

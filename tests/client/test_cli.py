@@ -236,7 +236,7 @@ def test_cost_from_the_hourly_price_and_from_the_table(server: LocalServer, caps
 def test_stack_supplies_target_model_and_price(
     server: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    found = StackEndpoint("127.0.0.1", server.grpc_port, server.rest_port, "bert", "inf1.xlarge")
+    found = StackEndpoint("127.0.0.1", server.grpc_port, server.rest_port, "bert", "inf1.xlarge", "tfserving")
     monkeypatch.setattr("client.endpoint.resolve", lambda name: found if name == "BertInferentia" else None)
 
     code, report, _ = run_json(capsys, "--stack", "BertInferentia", "--protocol", "rest", "--requests", "5")

@@ -1,0 +1,132 @@
+"""The two ways to reach Triton: KServe v2 (the Open Inference Protocol) over gRPC and over REST.
+
+Same contract as ``client.transport``: each transport encodes its request once and sends the same
+bytes every time; a failed request raises :class:`RequestFailed` with a short code. The gRPC
+messages are this project's copy of Triton's protos (``client/kserve_api``), since ``tritonclient``
+pins protobuf below the version the rest of the client uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+import aiohttp
+import grpc
+from google.protobuf.message import DecodeError
+
+from client.inputs import BertInputs
+from client.kserve_api.kserve_pb2 import (
+    ModelInferRequest,
+    ModelInferResponse,
+    ModelReadyRequest,
+    ModelReadyResponse,
+)
+from client.transport import MAX_MESSAGE_BYTES, RequestFailed, RestTransport, grpc_failure, passthrough
+from contracts.model_signature import OUTPUT_NAME
+
+INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+READY_METHOD = "/inference.GRPCInferenceService/ModelReady"
+# KServe v2's names for the tensor types this client sends (Open Inference Protocol, "Tensor Data Types").
+DATATYPES = {"int32": "INT32"}
+# The status the client prints: KServe reports readiness, not per-version states.
+READY, NOT_READY = "READY", "NOT_READY"
+
+
+def infer_request(model: str, inputs: BertInputs) -> ModelInferRequest:
+    """Each input as raw little-endian bytes in ``raw_input_contents``, in the order of ``inputs``, as
+    Triton's own clients send them; the logits asked for by name."""
+    request = ModelInferRequest(model_name=model)
+    for name, array in inputs.tensors.items():
+        request.inputs.add(name=name, datatype=DATATYPES[array.dtype.name], shape=list(array.shape))
+        request.raw_input_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    request.outputs.add(name=OUTPUT_NAME)
+    return request
+
+
+def infer_body(inputs: BertInputs) -> dict[str, Any]:
+    """``POST /v2/models/<m>/infer``'s JSON: each tensor's data flattened in row-major order."""
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(array.shape),
+                "datatype": DATATYPES[array.dtype.name],
+                "data": array.ravel().tolist(),
+            }
+            for name, array in inputs.tensors.items()
+        ],
+        "outputs": [{"name": OUTPUT_NAME}],
+    }
+
+
+class KServeGrpcTransport:
+    """``GRPCInferenceService/ModelInfer`` over one or more HTTP/2 channels, used round-robin."""
+
+    def __init__(self, target: str, *, model: str, inputs: BertInputs, timeout: float, channels: int = 1) -> None:
+        self._timeout = timeout
+        self._model = model
+        self._payload = infer_request(model, inputs).SerializeToString()
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.use_local_subchannel_pool", 1)]
+        self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(max(1, channels))]
+        self._calls = [
+            channel.unary_unary(INFER_METHOD, request_serializer=passthrough, response_deserializer=passthrough)
+            for channel in self._channels
+        ]
+        self._next = itertools.cycle(self._calls)
+
+    async def predict(self) -> None:
+        try:
+            answer = await next(self._next)(self._payload, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise grpc_failure(error) from None
+        try:
+            response = ModelInferResponse.FromString(answer)
+        except DecodeError:
+            raise RequestFailed("BAD_RESPONSE", "ModelInferResponse does not parse") from None
+        if not response.outputs:
+            raise RequestFailed("BAD_RESPONSE", "ModelInferResponse has no outputs")
+
+    async def model_status(self) -> list[tuple[int, str]]:
+        call = self._channels[0].unary_unary(
+            READY_METHOD,
+            request_serializer=ModelReadyRequest.SerializeToString,
+            response_deserializer=ModelReadyResponse.FromString,
+        )
+        try:
+            response = await call(ModelReadyRequest(name=self._model), timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise grpc_failure(error) from None
+        return [(0, READY if response.ready else NOT_READY)]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self._channels))
+
+
+class KServeRestTransport(RestTransport):
+    """``POST /v2/models/<model>/infer`` and ``GET /v2/models/<model>/ready`` over keep-alive HTTP/1.1."""
+
+    def __init__(self, target: str, *, model: str, inputs: BertInputs, timeout: float, connections: int) -> None:
+        super().__init__(target, model=model, signature="", inputs=inputs, timeout=timeout, connections=connections)
+        base = f"http://{target}/v2/models/{model}"
+        self._predict_url = f"{base}/infer"
+        self._status_url = f"{base}/ready"
+        self._payload = json.dumps(infer_body(inputs), separators=(",", ":")).encode()
+
+    async def predict(self) -> None:
+        await self._request("POST", self._predict_url, lambda doc: isinstance(doc, dict) and bool(doc.get("outputs")))
+
+    async def model_status(self) -> list[tuple[int, str]]:
+        """200 when ready, 400 when not (KServe v2 health API); anything else is a failure."""
+        try:
+            async with self._client().get(self._status_url) as response:
+                body = await response.read()
+        except TimeoutError:
+            raise RequestFailed("TIMEOUT") from None
+        except aiohttp.ClientError as error:
+            raise RequestFailed("CONNECTION_ERROR", str(error)) from None
+        if response.status in (200, 400):
+            return [(0, READY if response.status == 200 else NOT_READY)]
+        raise RequestFailed(f"HTTP {response.status}", body[:200].decode(errors="replace"))

@@ -1,0 +1,1 @@
+"""KServe v2 (Triton) wire messages, generated from kserve.proto by `make proto`."""

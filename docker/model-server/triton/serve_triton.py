@@ -1,0 +1,143 @@
+"""The Triton image's entrypoint: claim a core slot, write the model repository, start tritonserver.
+
+The repository is written at start, in a temporary folder, because part of it is only known then:
+the model's versions (baked into the image or copied from S3 by the task), the batch the newest was
+traced for (its build record), the task's NeuronCores (one model instance each), and the batching
+setting. Standard library only; it runs on the image's Python.
+
+    env: MODEL_NAME, MODEL_BASE_PATH, GRPC_PORT, REST_PORT, TRITON_INSTANCES, [BATCHING_PARAMETERS],
+         [NEURON_CORES_PER_TASK ... for the core slot], TRITONSERVER, TRITON_BACKENDS
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from batch_sizes import allowed_batch_sizes, compiled_batch
+
+# Copies of contracts (this script runs in the image): tests/test_contracts.py keeps them equal.
+INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+OUTPUT_NAME = "logits"
+MODEL_FILE = "model.pt"
+NEURON_CORES_PER_TASK = "NEURON_CORES_PER_TASK"
+NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+TRITON_INSTANCES = "TRITON_INSTANCES"
+METRICS_PORT = 8002
+# The largest request batch Triton accepts when its dynamic batching is off (make model's BATCH bound).
+MAX_REQUEST_BATCH = 256
+_PARAMETER = re.compile(r"(\w+)\s*\{\s*value:\s*(\d+)\s*\}")
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def versions(base: Path) -> list[Path]:
+    children = list(base.iterdir()) if base.is_dir() else []
+    found = [child for child in children if child.name.isdigit() and (child / MODEL_FILE).is_file()]
+    if not found:
+        raise StartError(f"no model in {base}: expected <version>/{MODEL_FILE} (make model FAMILY=inf2 SERVER=triton)")
+    return sorted(found, key=lambda child: int(child.name))
+
+
+def sequence_length(version: Path) -> int:
+    import json  # noqa: PLC0415
+
+    return int(json.loads((version / "assets.extra" / "model-build.json").read_text())["sequenceLength"])
+
+
+def model_config(*, name: str, instances: int, sequence: int, compiled: int, batching: dict[str, int] | None) -> str:
+    """config.pbtxt: the signature, one CPU-kind instance per NeuronCore, and batching agreed with the trace.
+
+    With ``batching`` the dynamic batcher prefers multiples of the compiled batch up to
+    ``maxBatchSize`` (which must be one), waiting at most ``batchTimeoutMicros``; without, each
+    request runs as it comes, in chunks of the compiled batch (model.py).
+    """
+    inputs = ",\n".join(
+        f'  {{ name: "{input_name}" data_type: TYPE_INT32 dims: [ {sequence} ] }}' for input_name in INPUT_NAMES
+    )
+    lines = [
+        f'name: "{name}"',
+        'backend: "python"',
+        f"max_batch_size: {batching['max_batch_size'] if batching else MAX_REQUEST_BATCH}",
+        f"input [\n{inputs}\n]",
+        f'output [\n  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ -1 ] }}\n]',
+        f"instance_group [ {{ kind: KIND_CPU count: {instances} }} ]",
+    ]
+    if batching:
+        preferred = ", ".join(str(size) for size in allowed_batch_sizes(compiled, batching["max_batch_size"]))
+        lines.append(
+            "dynamic_batching {\n"
+            f"  preferred_batch_size: [ {preferred} ]\n"
+            f"  max_queue_delay_microseconds: {batching['batch_timeout_micros']}\n"
+            "}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def batching_from(parameters: str | None) -> dict[str, int] | None:
+    """The task's BATCHING_PARAMETERS (TF Serving's text format, the one setting for both servers)."""
+    if not parameters:
+        return None
+    return {name: int(value) for name, value in _PARAMETER.findall(parameters)}
+
+
+def write_repository(root: Path, *, name: str, base: Path, instances: int, batching: dict[str, int] | None) -> Path:
+    """``root/<name>/config.pbtxt`` and one folder per version: its files linked, model.py beside them."""
+    found = versions(base)
+    compiled = compiled_batch(base)
+    if compiled is None:
+        raise StartError(f"{found[-1]} has no build record (assets.extra/model-build.json): build it with make model")
+    model_dir = root / name
+    model_dir.mkdir(parents=True)
+    config = model_config(
+        name=name, instances=instances, sequence=sequence_length(found[-1]), compiled=compiled, batching=batching
+    )
+    (model_dir / "config.pbtxt").write_text(config)
+    for version in found:
+        target = model_dir / version.name
+        target.mkdir()
+        for entry in version.iterdir():
+            (target / entry.name).symlink_to(entry)
+        shutil.copy2(Path(__file__).resolve().parent / "model.py", target / "model.py")
+    return root
+
+
+def main() -> int:
+    if os.environ.get(NEURON_CORES_PER_TASK) and not os.environ.get(NEURON_RT_VISIBLE_CORES):
+        slot_script = Path(__file__).resolve().parent / "neuron_slot.py"
+        os.execvp(sys.executable, [sys.executable, str(slot_script), sys.executable, *sys.argv])
+    name = os.environ["MODEL_NAME"]
+    try:
+        repository = write_repository(
+            Path(tempfile.mkdtemp(prefix="triton-models-")),
+            name=name,
+            base=Path(os.environ["MODEL_BASE_PATH"]),
+            instances=int(os.environ[TRITON_INSTANCES]),
+            batching=batching_from(os.environ.get("BATCHING_PARAMETERS")),
+        )
+    except (StartError, ValueError) as error:
+        print(f"ERROR: {error}", file=sys.stderr, flush=True)
+        return 1
+    server = os.environ.get("TRITONSERVER", "tritonserver")
+    arguments = [
+        server,
+        f"--model-repository={repository}",
+        f"--backend-directory={os.environ.get('TRITON_BACKENDS', '/opt/tritonserver/backends')}",
+        f"--http-port={os.environ['REST_PORT']}",
+        f"--grpc-port={os.environ['GRPC_PORT']}",
+        f"--metrics-port={METRICS_PORT}",
+        "--model-control-mode=none",
+    ]
+    os.execvp(server, arguments)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())
