@@ -195,7 +195,9 @@ def _profile(raw: ContextGetter, size: InstanceSize) -> RuntimeProfile:
 
 
 def _engine(value: object, size: InstanceSize, runtime: NeuronRuntime) -> ServingEngine:
-    """``server``: empty takes the family's default (TF Serving on Inf1, Triton on Inf2; rtd is TF Serving)."""
+    """``server``: empty takes the family's default (TF Serving on Inf1, Triton on Inf2; rtd is TF Serving).
+
+    Triton with rtd needs no check of its own: rtd runs on Inf1 only, Triton on Inf2 only."""
     choices = {"": None, **{engine.value: engine for engine in ServingEngine}}
     written = choice("server", value, choices)
     if not written:
@@ -207,10 +209,6 @@ def _engine(value: object, size: InstanceSize, runtime: NeuronRuntime) -> Servin
             written,
             f"Triton serves a torch-neuronx model, which runs on Inf2, not {size.name}: leave server empty or "
             "set tfserving",
-        )
-    if engine is ServingEngine.TRITON and runtime is NeuronRuntime.RTD:
-        raise fail(
-            "server", written, "the rtd layout is the walk-through's TF Serving: leave server empty or set tfserving"
         )
     return engine
 

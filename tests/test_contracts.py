@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 from aws_cdk import aws_logs as logs
 
 from client import endpoint, pricing
+from config.engines import TRITON
 from config.hardware import INSTANCE_SIZES
 from config.log_retention import LOG_RETENTION_DAYS, retention
 from config.profile import Sidecar
@@ -79,13 +81,48 @@ def test_the_core_slot_script_reads_the_names_the_task_sets() -> None:
             assert getattr(env, name) == value
 
 
+def _literal_constants(path: Path) -> dict[str, object]:
+    """A script's module-level UPPER_CASE literals, read without running it (model.py imports Triton's module)."""
+    tree = ast.parse(path.read_text())
+    return {
+        target.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and target.id.isupper() and isinstance(node.value, (ast.Constant, ast.Tuple))
+    }
+
+
+@pytest.mark.parametrize("script", ["model.py", "serve_triton.py"])
+def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
+    copies = _literal_constants(DOCKER / "model-server" / "triton" / script)
+    expected = {
+        "INPUT_NAMES": model_signature.INPUT_NAMES,
+        "OUTPUT_NAME": model_signature.OUTPUT_NAME,
+        "BUILD_RECORD": model_signature.BUILD_RECORD,
+        "MODEL_FILE": TRITON.model_file,
+        "NEURON_CORES_PER_TASK": env.NEURON_CORES_PER_TASK,
+        "NEURON_RT_VISIBLE_CORES": env.NEURON_RT_VISIBLE_CORES,
+        "TRITON_INSTANCES": env.TRITON_INSTANCES,
+    }
+
+    shared = {name: copies[name] for name in expected if name in copies}
+    assert len(shared) >= 3
+    assert shared == {name: expected[name] for name in shared}
+
+
 def test_the_batch_size_script_reads_the_record_make_model_writes() -> None:
     script = _script_module(DOCKER / "model-server" / "batch_sizes.py")
 
     assert script.BUILD_RECORD == model_signature.BUILD_RECORD
 
 
-@pytest.mark.parametrize("script", ["serve.sh", "Dockerfile"])
+# Variables an image sets for its own programs, not for the task: the loader's and the shell's, and where the
+# Triton entrypoint finds tritonserver and its backends.
+IMAGE_INTERNAL = {"LD_LIBRARY_PATH", "PATH", "DEBIAN_FRONTEND", "TRITONSERVER", "TRITON_BACKENDS"}
+
+
+@pytest.mark.parametrize("script", ["serve.sh", "Dockerfile", "Dockerfile.triton"])
 def test_every_variable_the_model_server_reads_is_a_contract(script: str) -> None:
     text = (DOCKER / "model-server" / script).read_text()
     read = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text))
@@ -93,8 +130,8 @@ def test_every_variable_the_model_server_reads_is_a_contract(script: str) -> Non
     environment = set(re.findall(r"^ENV ([A-Z0-9_]+)=|^\s+([A-Z0-9_]+)=", text, flags=re.MULTILINE))
 
     assert read
-    assert read - build_args <= CONTRACT_NAMES | {"LD_LIBRARY_PATH"}, read - build_args - CONTRACT_NAMES
-    assert {name for pair in environment for name in pair if name} - {"LD_LIBRARY_PATH"} <= CONTRACT_NAMES
+    assert read - build_args <= CONTRACT_NAMES | IMAGE_INTERNAL, read - build_args - CONTRACT_NAMES
+    assert {name for pair in environment for name in pair if name} - IMAGE_INTERNAL <= CONTRACT_NAMES
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -24,8 +24,16 @@ BUILD_RECORD = "assets.extra/model-build.json"
 _MAX_BATCH_SIZE = re.compile(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}")
 
 
+# What a version folder holds for TF Serving (a SavedModel) or for Triton (a traced model).
+MODEL_FILES = ("saved_model.pb", "model.pt")
+
+
 def newest_version(base: Path) -> Path | None:
-    versions = [child for child in base.iterdir() if child.name.isdigit() and (child / "saved_model.pb").is_file()]
+    versions = [
+        child
+        for child in base.iterdir()
+        if child.name.isdigit() and any((child / name).is_file() for name in MODEL_FILES)
+    ]
     return max(versions, key=lambda child: int(child.name), default=None)
 
 

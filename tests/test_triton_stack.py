@@ -1,0 +1,125 @@
+"""server=triton: which server runs where, and what its template holds on every Inf2 size and with several models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from app import build_app
+from config.engines import TF_SERVING, TRITON
+from config.hardware import INSTANCE_SIZES, NeuronFamily
+from config.settings import DEFAULTS, SettingsError, load_settings
+from tests.conftest import CDK_JSON_CONTEXT, Synthesized
+from tests.test_images import docker_images
+
+SynthFn = Callable[[str], Synthesized]
+INF2_SIZES = sorted(name for name, size in INSTANCE_SIZES.items() if size.family is NeuronFamily.INF2)
+
+
+def settings_with(**overrides: object) -> Any:
+    context = {**DEFAULTS, **overrides}
+    return load_settings(context.get)
+
+
+@pytest.mark.parametrize("size", sorted(INSTANCE_SIZES))
+def test_inf2_serves_with_triton_and_inf1_with_tf_serving_by_default(size: str) -> None:
+    engine = settings_with(instanceType=size).profile.engine
+
+    assert engine is (TRITON if INSTANCE_SIZES[size].family is NeuronFamily.INF2 else TF_SERVING)
+
+
+def test_tf_serving_can_still_be_chosen_on_inf2() -> None:
+    assert settings_with(instanceType="inf2.xlarge", server="tfserving").profile.engine is TF_SERVING
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"instanceType": "inf1.xlarge", "server": "triton"},
+            "Invalid setting 'server' = 'triton': Triton serves a torch-neuronx model, which runs on Inf2, not "
+            "inf1.xlarge: leave server empty or set tfserving",
+        ),
+        (
+            {
+                "instanceType": "inf1.xlarge",
+                "server": "triton",
+                "neuronRuntime": "rtd",
+                "amiId": "ami-0123456789abcdef0",
+            },
+            "Invalid setting 'server' = 'triton': Triton serves a torch-neuronx model",
+        ),
+        ({"server": "torchserve"}, "Invalid setting 'server' = 'torchserve': expected one of , tfserving, triton"),
+    ],
+)
+def test_triton_where_it_cannot_run_is_one_line(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        settings_with(**overrides)
+
+    assert str(refused.value).startswith(message)
+
+
+@cache
+def _synth_size(size: str) -> Synthesized:
+    """The default app on an Inf2 size the shared variants do not cover."""
+    app = cdk.App(context={**CDK_JSON_CONTEXT, "instanceType": size})
+    stack = build_app(app)
+    assembly = app.synth()
+    return Synthesized(settings_with(instanceType=size), stack, Template.from_stack(stack), assembly)
+
+
+def for_size(size: str, synth: SynthFn) -> Synthesized:
+    # inf2.24xlarge and inf2.48xlarge are the shared variants triton-multi and split.
+    return {"inf2.24xlarge": lambda: synth("triton-multi"), "inf2.48xlarge": lambda: synth("split")}.get(
+        size, lambda: _synth_size(size)
+    )()
+
+
+def server_containers(synthesized: Synthesized) -> list[dict[str, Any]]:
+    names = {model.name for model in synthesized.settings.models}
+    return [
+        container
+        for task in synthesized.serving("AWS::ECS::TaskDefinition").values()
+        for container in task["Properties"]["ContainerDefinitions"]
+        if container["Name"] in names
+    ]
+
+
+@pytest.mark.parametrize("size", INF2_SIZES)
+def test_every_inf2_size_runs_triton_on_its_neuron_cores_behind_ready_checks(synth: SynthFn, size: str) -> None:
+    synthesized = for_size(size, synth)
+    settings = synthesized.settings
+    servers = server_containers(synthesized)
+
+    assert synthesized.json["Outputs"]["ServerApi"]["Value"] == "kserve"
+    assert len(servers) == len(settings.models)
+    for model, server in zip(settings.models, servers, strict=True):
+        environment = {item["Name"]: item["Value"] for item in server["Environment"]}
+        assert environment["TRITON_INSTANCES"] == str(model.cores_per_task)
+        assert server["LinuxParameters"]["Capabilities"] == {"Add": ["IPC_LOCK"]}
+        assert len(server["LinuxParameters"]["Devices"]) == settings.instance_size.chips
+        assert server["HealthCheck"]["Command"] == TRITON.health_command(model.name, model.rest_port)
+    ready_paths = {
+        group["Properties"]["HealthCheckPath"]
+        for group in synthesized.resources("AWS::ElasticLoadBalancingV2::TargetGroup").values()
+        if "HealthCheckPath" in group["Properties"]
+    }
+    assert ready_paths == {f"/v2/models/{model.name}/ready" for model in settings.models}
+    (image,) = {image.get("dockerFile") for image in docker_images(synthesized) if "serve.sh" in image["files"]}
+    assert image == "Dockerfile.triton"
+
+
+def test_several_models_behind_triton_each_load_from_s3_with_their_own_instances(synth: SynthFn) -> None:
+    synthesized = synth("triton-multi")
+    tasks = synthesized.serving("AWS::ECS::TaskDefinition").values()
+
+    for task in tasks:
+        names = [container["Name"] for container in task["Properties"]["ContainerDefinitions"]]
+        assert "model-sync" in names
+        assert "neuron-monitor" in names
+    assert {container["Name"] for container in server_containers(synthesized)} == {"bert", "minilm"}
