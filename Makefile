@@ -83,14 +83,16 @@ constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt
 	{ echo "# Every package the venv holds, pinned: regenerate with 'make constraints' after changing requirements*.txt."; \
-	  /tmp/constraints-venv/bin/pip freeze; } > constraints.txt
+	  /tmp/constraints-venv/bin/pip freeze | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; } > constraints.txt
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# A model for the server: make model [FAMILY=inf1|inf2|cpu] [CHECKPOINT=id|dir] [OUT=dir] [VERSION=n]
-# [BATCH=n] [SEQ=n] [TINY=1]; empty variables take their defaults (README, "Providing the model").
+# A model for the server: make model [FAMILY=inf1|inf2|cpu] [SERVER=tfserving|triton] [CHECKPOINT=id|dir]
+# [OUT=dir] [VERSION=n] [BATCH=n] [SEQ=n] [TINY=1]; empty variables take their defaults (README,
+# "Providing the model").
 FAMILY ?=
+SERVER ?=
 CHECKPOINT ?=
 OUT ?=
 VERSION ?=
@@ -98,7 +100,7 @@ BATCH ?=
 SEQ ?=
 TINY ?=
 model: $(PY_STAMP)
-	$(BIN)/python -m modelbuild --family "$(FAMILY)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" \
+	$(BIN)/python -m modelbuild --family "$(FAMILY)" --server "$(SERVER)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" \
 	  --version "$(VERSION)" --batch "$(BATCH)" --seq "$(SEQ)" --tiny "$(TINY)"
 
 # The newest version under OUT answers a request built by the client, decoded as TF Serving decodes it:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from config.engines import ServingEngine
 from modelbuild.options import BuildOptions, Family, ModelBuildError, parse_options
 
 
@@ -18,7 +19,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modelbuild", description="Build the BERT SavedModel TF Serving loads."
     )
-    for flag in ("--family", "--checkpoint", "--out", "--version", "--batch", "--seq", "--tiny"):
+    for flag in ("--family", "--server", "--checkpoint", "--out", "--version", "--batch", "--seq", "--tiny"):
         parser.add_argument(flag, default="")
     parser.add_argument("--in-container", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -39,15 +40,26 @@ def _check_parser() -> argparse.ArgumentParser:
 
 
 def build(options: BuildOptions, *, in_container: bool) -> str:
+    """Here for cpu (TensorFlow for TF Serving, PyTorch for Triton); in the compile container for Neuron."""
+    triton = options.server is ServingEngine.TRITON
     if options.family is Family.CPU:
+        if triton:
+            from modelbuild.torch_export import build as trace_here  # noqa: PLC0415  (PyTorch loads only now)
+
+            return str(trace_here(options))
         from modelbuild.export import build as export_here  # noqa: PLC0415  (TensorFlow loads only now)
 
         return str(export_here(options))
     if in_container:
-        from modelbuild.export import export  # noqa: PLC0415
         from modelbuild.neuron import neuron_compiler, toolchain  # noqa: PLC0415
 
-        chain = toolchain(options.family)
+        chain = toolchain(options.family, options.server)
+        if triton:
+            from modelbuild.torch_export import export_traced, neuron_trace  # noqa: PLC0415
+
+            return str(export_traced(options, neuron_trace(chain), neuron_release=chain.release))
+        from modelbuild.export import export  # noqa: PLC0415
+
         compiler = neuron_compiler(chain)
         return str(export(options, lambda _model: compiler, neuron_release=chain.release))
     from modelbuild.container import compile_in_container  # noqa: PLC0415
@@ -79,11 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch=args.batch,
             sequence_length=args.seq,
             tiny=args.tiny,
+            server=args.server,
         )
         written = build(options, in_container=args.in_container)
     except ModelBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     shape = f"batch {options.batch}, sequence {options.sequence_length}"
-    print(f"Model written to {written} ({options.family.value}, {shape})")
+    print(f"Model written to {written} ({options.family.value} for {options.server.value}, {shape})")
     return 0

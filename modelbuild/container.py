@@ -27,7 +27,7 @@ Run = Callable[[Sequence[str]], int]
 
 def image_tag(chain: NeuronToolchain) -> str:
     versions = "-".join(package.version for package in chain.packages)
-    return f"{IMAGE_REPOSITORY}:{chain.family.value}-{chain.release}-{versions}"
+    return f"{IMAGE_REPOSITORY}:{chain.family.value}-{chain.server.value}-{chain.release}-{versions}"
 
 
 def build_command(chain: NeuronToolchain) -> list[str]:
@@ -47,6 +47,8 @@ def build_command(chain: NeuronToolchain) -> list[str]:
         "--tag",
         image_tag(chain),
         *(part for name, value in arguments.items() for part in ("--build-arg", f"{name}={value}")),
+        "--file",
+        str(COMPILER_CONTEXT / chain.dockerfile),
         str(COMPILER_CONTEXT),
     ]
 
@@ -57,6 +59,8 @@ def run_command(options: BuildOptions, chain: NeuronToolchain, checkpoint: Path 
     arguments = [
         "--family",
         options.family.value,
+        "--server",
+        options.server.value,
         "--out",
         OUT_MOUNT,
         "--version",
@@ -129,7 +133,7 @@ def compile_in_container(
         raise ValueError("cpu builds here (modelbuild.export)")
     quiet = run_quietly or (lambda command: subprocess.run(command, capture_output=True, check=False).returncode)
     require_docker(options, quiet)
-    chain = toolchain(options.family)
+    chain = toolchain(options.family, options.server)
     mounted = checkpoint if checkpoint is not None else resolve_checkpoint(options)
     options.out.mkdir(parents=True, exist_ok=True)
     if run(build_command(chain)) != 0:

@@ -6,11 +6,7 @@ before any of this loads.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import string
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ from typing import Any
 from contracts import model_signature as signature
 from modelbuild.neuron import Compiler, Forward
 from modelbuild.options import BuildOptions, Family, ModelBuildError
+from modelbuild.version_folder import checked_bert_checkpoint, tiny_tokenizer_and_config, tiny_vocabulary, write_version
 
 # transformers' TensorFlow models are Keras 2 models; TensorFlow 2.16+ brings Keras 3 unless told
 # to use tf-keras (transformers docs, "Keras 3"). The compile container's TensorFlow 2.10 ignores it.
@@ -27,10 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf
 from transformers import (
-    AutoConfig,
-    AutoTokenizer,
-    BertConfig,
-    BertTokenizerFast,
     TFBertForSequenceClassification,
 )
 from transformers.utils import logging as transformers_logging
@@ -40,41 +33,15 @@ transformers_logging.set_verbosity_error()
 
 __all__ = ["build", "cpu_compiler", "example_inputs", "export", "tf", "tiny_vocabulary"]
 
-# TINY: small enough to export in seconds, shaped like BERT in every way the server sees.
-TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-TINY_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-# Cased on purpose: a client that lower-cases would get other ids than this tokenizer gives.
-TINY_WORDS = ["The", "the", "Company", "company", "said", "profit", "rose", "fell", "shares", "quarter", "in", "and"]
-TINY_LABELS = 2
-
-
-def tiny_vocabulary() -> list[str]:
-    characters = list(string.ascii_letters + string.digits + string.punctuation)
-    return [*TINY_SPECIAL_TOKENS, *TINY_WORDS, *characters, *(f"##{c}" for c in characters)]
-
 
 def _tiny(workdir: Path) -> tuple[Any, Any]:
-    vocabulary = tiny_vocabulary()
-    vocab_file = workdir / "vocab.txt"
-    vocab_file.write_text("\n".join(vocabulary) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=False)
-    config = BertConfig(
-        vocab_size=len(vocabulary),
-        max_position_embeddings=signature.MAX_SEQUENCE_LENGTH,
-        num_labels=TINY_LABELS,
-        **TINY_SHAPE,
-    )
+    tokenizer, config = tiny_tokenizer_and_config(workdir)
     tf.keras.utils.set_random_seed(0)
     return TFBertForSequenceClassification(config), tokenizer
 
 
 def _from_checkpoint(checkpoint: str) -> tuple[Any, Any]:
-    config = AutoConfig.from_pretrained(checkpoint)
-    if config.model_type != "bert":
-        raise ModelBuildError(
-            f"Invalid make model variable CHECKPOINT={checkpoint}: a {config.model_type} model; expected a BERT "
-            "checkpoint (the signature feeds input_ids, input_mask and segment_ids)"
-        )
+    tokenizer, _config = checked_bert_checkpoint(checkpoint)
     try:
         model = TFBertForSequenceClassification.from_pretrained(checkpoint)
     except OSError as error:
@@ -82,7 +49,7 @@ def _from_checkpoint(checkpoint: str) -> tuple[Any, Any]:
             f"Invalid make model variable CHECKPOINT={checkpoint}: no TensorFlow weights (tf_model.h5) could be "
             f"loaded: {str(error).splitlines()[0]}"
         ) from None
-    return model, AutoTokenizer.from_pretrained(checkpoint)
+    return model, tokenizer
 
 
 def example_inputs(batch: int, sequence_length: int) -> dict[str, Any]:
@@ -112,17 +79,13 @@ def cpu_compiler(model: Any) -> Compiler:
 
 
 def export(options: BuildOptions, compiler_for: Any, *, neuron_release: str | None) -> Path:
-    """Writes ``out/version``: the SavedModel, the tokenizer and the build record; returns the folder.
+    """Writes ``out/version`` for TF Serving: the SavedModel, the tokenizer and the build record.
 
     ``compiler_for(model)`` gives the compile step (``cpu_compiler``, or Neuron's behind its seam).
-    The folder is written beside its final place and swapped in, so a failed build leaves the old
-    version as it was.
     """
-    options.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{options.version}.", dir=options.out) as staging_name:
-        staging = Path(staging_name)
-        model, tokenizer = _tiny(staging) if options.checkpoint is None else _from_checkpoint(options.checkpoint)
-        (staging / "vocab.txt").unlink(missing_ok=True)
+
+    def fill(built: Path, workdir: Path) -> Any:
+        model, tokenizer = _tiny(workdir) if options.checkpoint is None else _from_checkpoint(options.checkpoint)
 
         def forward(input_ids: Any, input_mask: Any, segment_ids: Any) -> dict[str, Any]:
             result = model(input_ids=input_ids, attention_mask=input_mask, token_type_ids=segment_ids, training=False)
@@ -139,21 +102,10 @@ def export(options: BuildOptions, compiler_for: Any, *, neuron_release: str | No
 
         holder = tf.Module()
         holder.compiled = compiled
-        built = staging / "model"
         tf.saved_model.save(holder, str(built), signatures={signature.SIGNATURE_NAME: serve})
-        tokenizer.save_pretrained(str(built / signature.TOKENIZER_DIR))
-        record = {
-            "family": options.family.value,
-            "batch": options.batch,
-            "sequenceLength": options.sequence_length,
-            "checkpoint": options.checkpoint or "TINY (random weights)",
-            "neuronRelease": neuron_release,
-        }
-        (built / signature.BUILD_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        if options.version_dir.exists():
-            shutil.rmtree(options.version_dir)
-        built.rename(options.version_dir)
-    return options.version_dir
+        return tokenizer
+
+    return write_version(options, fill, neuron_release=neuron_release)
 
 
 def build(options: BuildOptions) -> Path:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from config.hardware import INSTANCE_SIZES
+from config.engines import ServingEngine
+from config.hardware import INSTANCE_SIZES, NeuronFamily
+from config.profile import DEFAULT_ENGINE, ENGINE_FAMILIES
 from contracts.model_signature import DEFAULT_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,8 @@ def invalid(variable: str, value: object, allowed: str) -> ModelBuildError:
 @dataclass(frozen=True, kw_only=True)
 class BuildOptions:
     family: Family
+    server: ServingEngine
+    """What will serve it: TF Serving loads a SavedModel, Triton a traced PyTorch model (model.pt)."""
     checkpoint: str | None
     """A Hugging Face model id or a local folder; None for TINY (random weights, built here)."""
     out: Path
@@ -61,10 +65,30 @@ class BuildOptions:
         return self.out / str(self.version)
 
 
+def _cdk_context() -> dict[str, object]:
+    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+
+
 def default_family() -> Family:
     """The family of ``instanceType`` in cdk.json, the app's one place for defaults."""
-    instance_type = json.loads((ROOT / "cdk.json").read_text())["context"]["instanceType"]
-    return Family(INSTANCE_SIZES[instance_type].family.value)
+    return Family(INSTANCE_SIZES[str(_cdk_context()["instanceType"])].family.value)
+
+
+def _server(value: str, family: Family) -> ServingEngine:
+    """SERVER, else cdk.json's ``server``, else the family's default (Triton on Inf2); cpu builds for either."""
+    written = value.strip().lower() or str(_cdk_context().get("server", "")).strip().lower()
+    allowed = ", ".join(engine.value for engine in ServingEngine)
+    if not written:
+        return ServingEngine.TFSERVING if family is Family.CPU else DEFAULT_ENGINE[NeuronFamily(family.value)]
+    try:
+        server = ServingEngine(written)
+    except ValueError:
+        raise invalid("SERVER", value or written, f"expected one of {allowed}") from None
+    if family is not Family.CPU and NeuronFamily(family.value) not in ENGINE_FAMILIES[server]:
+        raise invalid(
+            "SERVER", written, f"{server.value} does not run on {family.value}: Triton's torch-neuronx is Inf2 only"
+        )
+    return server
 
 
 def _whole(variable: str, value: str, low: int, high: int) -> int:
@@ -74,7 +98,15 @@ def _whole(variable: str, value: str, low: int, high: int) -> int:
 
 
 def parse_options(
-    *, family: str, checkpoint: str, out: str, version: str, batch: str, sequence_length: str, tiny: str
+    *,
+    family: str,
+    checkpoint: str,
+    out: str,
+    version: str,
+    batch: str,
+    sequence_length: str,
+    tiny: str,
+    server: str = "",
 ) -> BuildOptions:
     """Each argument as make passes it (empty = its default); one ModelBuildError naming the first bad one."""
     families = ", ".join(member.value for member in Family)
@@ -94,6 +126,7 @@ def parse_options(
         _check_checkpoint(chosen_checkpoint)
     return BuildOptions(
         family=chosen,
+        server=_server(server, chosen),
         checkpoint=chosen_checkpoint,
         out=Path(out.strip()).expanduser().resolve() if out.strip() else DEFAULT_OUT,
         version=_version(version),

@@ -95,7 +95,7 @@ def _literal_constants(path: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize("script", ["model.py", "serve_triton.py"])
 def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
-    copies = _literal_constants(DOCKER / "model-server" / "triton" / script)
+    copies = _literal_constants(DOCKER / "model-server" / "triton-server" / script)
     expected = {
         "INPUT_NAMES": model_signature.INPUT_NAMES,
         "OUTPUT_NAME": model_signature.OUTPUT_NAME,

@@ -94,7 +94,7 @@ def test_build_context_is_kept_small_by_dockerignore(synth: SynthFn) -> None:
         "model",
         "neuron_slot.py",
         "serve.sh",
-        "triton",
+        "triton-server",
     ]
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from config.engines import ServingEngine
 from config.hardware import NeuronFamily
-from config.neuron_releases import LIBNRT_RELEASES
+from config.neuron_releases import LIBNRT_RELEASES, TRITON_INF2, NeuronReleaseSet
 from config.placement import S3Location
 from modelbuild.container import (
     CHECKPOINT_MOUNT,
@@ -28,7 +29,14 @@ from modelbuild.container import (
     image_tag,
     run_command,
 )
-from modelbuild.neuron import DYNAMIC_BATCH_FLAG, TRACE_MODULES, check_installed, neuron_compiler, toolchain
+from modelbuild.neuron import (
+    DYNAMIC_BATCH_FLAG,
+    TRACE_MODULES,
+    check_installed,
+    neuron_compiler,
+    neuron_trace,
+    toolchain,
+)
 from modelbuild.options import DEFAULT_CHECKPOINT, DEFAULT_OUT, Family, ModelBuildError, default_family, parse_options
 from modelbuild.upload import upload, upload_command
 from tests.conftest import ROOT
@@ -72,6 +80,8 @@ def test_the_defaults_are_the_walk_throughs_model_for_cdk_jsons_family() -> None
         (["--version", "0"], "VERSION", "expected a positive whole number"),
         (["--tiny", "yes"], "TINY", "expected 1"),
         (["--tiny", "1", "--checkpoint", "bert-base-cased"], "CHECKPOINT", "TINY=1 builds its own random BERT"),
+        (["--server", "torchserve"], "SERVER", "expected one of tfserving, triton"),
+        (["--family", "inf1", "--server", "triton"], "SERVER", "Triton's torch-neuronx is Inf2 only"),
     ],
 )
 def test_a_bad_variable_is_one_line_naming_it(arguments: list[str], variable: str, allowed: str) -> None:
@@ -102,14 +112,27 @@ def test_a_neuron_family_without_docker_is_one_line(tmp_path: Path, docker: str)
     ]
 
 
-@pytest.mark.parametrize("family", NEURON_FAMILIES, ids=lambda family: family.value)
-def test_the_compile_image_installs_the_compiler_of_the_servers_release(family: Family) -> None:
-    chain = toolchain(family)
-    server_releases = LIBNRT_RELEASES[NeuronFamily(family.value)]
+# Each Neuron build: (family, server) -> the release set of the image that will serve the model.
+NEURON_BUILDS = [
+    (Family.INF1, ServingEngine.TFSERVING, LIBNRT_RELEASES[NeuronFamily.INF1]),
+    (Family.INF2, ServingEngine.TFSERVING, LIBNRT_RELEASES[NeuronFamily.INF2]),
+    (Family.INF2, ServingEngine.TRITON, TRITON_INF2),
+]
+each_neuron_build = pytest.mark.parametrize(
+    ("family", "server", "server_releases"), NEURON_BUILDS, ids=lambda value: getattr(value, "value", "")
+)
+
+
+@each_neuron_build
+def test_the_compile_image_installs_the_compiler_of_the_servers_release(
+    family: Family, server: ServingEngine, server_releases: NeuronReleaseSet
+) -> None:
+    chain = toolchain(family, server)
     command = build_command(chain)
     build_args = dict(command[i + 1].split("=", 1) for i, part in enumerate(command) if part == "--build-arg")
+    dockerfile = Path(command[command.index("--file") + 1])
 
-    installed = installed_by(COMPILER_CONTEXT / "Dockerfile", build_args)
+    installed = installed_by(dockerfile, build_args)
 
     assert installed == {(package.name, package.version) for package in server_releases.compiler}
     # The compiler and the server come from one Neuron release, as the manifest lists them.
@@ -118,27 +141,31 @@ def test_the_compile_image_installs_the_compiler_of_the_servers_release(family: 
     listed = {(p["name"], p["version"]) for p in release["packages"]}
     assert {(p.name, p.version) for p in (*server_releases.compiler, server_releases.server[0])} <= listed
     assert command[-1] == str(COMPILER_CONTEXT)
+    assert dockerfile.parent == COMPILER_CONTEXT
     assert command[2:4] == ["--platform", "linux/amd64"]
 
 
-def test_the_compile_images_python_is_one_every_compiler_package_supports() -> None:
-    base = re.search(r"^FROM \S+python:(\d+\.\d+)", (COMPILER_CONTEXT / "Dockerfile").read_text(), re.MULTILINE)
+@each_neuron_build
+def test_the_compile_images_python_is_one_every_compiler_package_supports(
+    family: Family, server: ServingEngine, server_releases: NeuronReleaseSet
+) -> None:
+    chain = toolchain(family, server)
+    text = (COMPILER_CONTEXT / chain.dockerfile).read_text()
+    base = re.search(r"^FROM \S+python:(\d+\.\d+)", text, re.MULTILINE)
     assert base is not None
-    for family in NEURON_FAMILIES:
-        chain = toolchain(family)
-        (release,) = [r for r in MANIFEST["neuron_releases"] if r["neuron_version"] == chain.release]
-        for package in chain.packages:
-            (entry,) = [p for p in release["packages"] if (p["name"], p["version"]) == (package.name, package.version)]
-            assert base[1] in entry["supported_python_versions"], package
+    (release,) = [r for r in MANIFEST["neuron_releases"] if r["neuron_version"] == chain.release]
+    for package in chain.packages:
+        (entry,) = [p for p in release["packages"] if (p["name"], p["version"]) == (package.name, package.version)]
+        assert base[1] in entry["supported_python_versions"], package
 
 
 def test_a_changed_table_gives_a_new_compile_image() -> None:
-    tags = {image_tag(toolchain(family)) for family in NEURON_FAMILIES}
+    tags = {image_tag(toolchain(family, server)) for family, server, _ in NEURON_BUILDS}
 
-    assert len(tags) == 2
-    for family in NEURON_FAMILIES:
-        for package in toolchain(family).packages:
-            assert package.version in image_tag(toolchain(family))
+    assert len(tags) == len(NEURON_BUILDS)
+    for family, server, _ in NEURON_BUILDS:
+        for package in toolchain(family, server).packages:
+            assert package.version in image_tag(toolchain(family, server))
 
 
 def test_the_container_sees_the_project_read_only_and_no_network(tmp_path: Path) -> None:
@@ -155,6 +182,7 @@ def test_the_container_sees_the_project_read_only_and_no_network(tmp_path: Path)
     given = dict(zip(inside[4::2], inside[5::2], strict=True))
     assert given == {
         "--family": "inf2",
+        "--server": chosen.server.value,
         "--out": OUT_MOUNT,
         "--version": "2",
         "--batch": "4",
@@ -210,6 +238,36 @@ def test_a_missing_toolchain_package_is_named() -> None:
 
     with pytest.raises(ModelBuildError, match="has tensorflow-neuron not installed"):
         check_installed(toolchain(Family.INF1), nothing_installed)
+
+
+def test_tritons_neuron_call_is_torch_neuronx_trace_of_the_signature_module_after_the_toolchain_check() -> None:
+    chain = toolchain(Family.INF2, ServingEngine.TRITON)
+    installed = {package.name: package.version for package in chain.packages}
+    traced: list[tuple[object, object]] = []
+
+    class TorchNeuronx:
+        @staticmethod
+        def trace(module: object, example: object) -> str:
+            traced.append((module, example))
+            return "neuron module"
+
+    imported: list[str] = []
+
+    def import_module(name: str) -> type[TorchNeuronx]:
+        imported.append(name)
+        return TorchNeuronx
+
+    trace = neuron_trace(chain, installed=installed.__getitem__, import_module=import_module)
+
+    assert trace("module", ("example",)) == "neuron module"
+    assert imported == ["torch_neuronx"]
+    assert traced == [("module", ("example",))]
+    wrong = {**installed, "torch-neuronx": "2.9.0.2.12.22436"}
+    with pytest.raises(
+        ModelBuildError,
+        match=re.escape("has torch-neuronx 2.9.0.2.12.22436, but the inf2 server image comes from Neuron 2.31.1"),
+    ):
+        neuron_trace(chain, installed=wrong.__getitem__, import_module=import_module)
 
 
 @pytest.mark.parametrize("family", NEURON_FAMILIES, ids=lambda family: family.value)
@@ -302,6 +360,7 @@ def test_the_makefile_passes_every_variable_through() -> None:
 
     for variable, flag in [
         ("FAMILY", "--family"),
+        ("SERVER", "--server"),
         ("CHECKPOINT", "--checkpoint"),
         ("OUT", "--out"),
         ("VERSION", "--version"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,8 +14,13 @@ import pytest
 from components.model_image import DOCKER_DIR
 
 SLOT_SCRIPT = DOCKER_DIR / "model-server" / "neuron_slot.py"
-sys.path.insert(0, str(SLOT_SCRIPT.parent))
-import neuron_slot  # noqa: E402
+# Loaded from its file, not by putting docker/model-server on sys.path for the whole session: that
+# folder's names (model/, triton-server/) must not shadow packages other tests import.
+_spec = importlib.util.spec_from_file_location("neuron_slot", SLOT_SCRIPT)
+assert _spec is not None
+assert _spec.loader is not None
+neuron_slot = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(neuron_slot)
 
 
 def start_server(

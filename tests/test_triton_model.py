@@ -18,7 +18,7 @@ import pytest
 
 from components.model_image import DOCKER_DIR
 
-TRITON_DIR = DOCKER_DIR / "model-server" / "triton"
+TRITON_DIR = DOCKER_DIR / "model-server" / "triton-server"
 
 
 # --- a stand-in for triton_python_backend_utils: the calls model.py makes, with Triton's semantics ---
@@ -325,3 +325,43 @@ def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_pa
     assert "--grpc-port=8500" in lines
     repository = next(line.split("=", 1)[1] for line in lines if line.startswith("--model-repository="))
     assert "count: 2" in (Path(repository) / "bert" / "config.pbtxt").read_text()
+
+
+# --- the real thing on CPU: `make model FAMILY=cpu SERVER=triton TINY=1`, loaded by model.py ---
+
+
+@pytest.fixture(scope="session")
+def traced_on_cpu(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CPU build of Triton's model (PyTorch's TorchScript trace), through make model's entry point."""
+    from modelbuild import cli  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("triton-model")
+    arguments = ["--family", "cpu", "--server", "triton", "--tiny", "1", "--batch", "2", "--seq", "16"]
+    assert cli.main([*arguments, "--out", str(out)]) == 0
+    return out / "1"
+
+
+def test_make_models_triton_build_serves_through_model_py(
+    model_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch, traced_on_cpu: Path
+) -> None:
+    record = json.loads((traced_on_cpu / "assets.extra" / "model-build.json").read_text())
+    assert (record["server"], record["batch"], record["sequenceLength"]) == ("triton", 2, 16)
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0")
+    model = model_module.TritonPythonModel()
+    model.initialize(
+        {
+            "model_config": json.dumps({"instance_group": [{"kind": "KIND_CPU", "count": 1}]}),
+            "model_instance_name": "bert_0",
+            "model_repository": str(traced_on_cpu.parent),
+            "model_version": "1",
+        }
+    )
+
+    # three requests gathered: 1 + 3 + 1 rows, run in chunks of the traced batch of 2, the last padded
+    responses = model.execute([request(1, 16, first=5), request(3, 16, first=7), request(1, 16, first=5)])
+
+    logits = [response.output_tensors[0].array for response in responses]
+    assert [array.shape for array in logits] == [(1, 2), (3, 2), (1, 2)]
+    assert np.allclose(logits[0], logits[2], atol=1e-6)  # the same row answers the same, wherever it was placed
+    assert np.allclose(logits[1], logits[1][0], atol=1e-6)
+    assert not np.allclose(logits[0], logits[1][0])
