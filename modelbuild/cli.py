@@ -8,6 +8,7 @@ python -m modelbuild upload --s3 s3://bucket/prefix [--out DIR]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +45,9 @@ def build(options: BuildOptions, *, in_container: bool) -> str:
     triton = options.server is ServingEngine.TRITON
     if options.family is Family.CPU:
         if triton:
+            # One build per process: keep transformers from importing TensorFlow (seconds) for a PyTorch
+            # trace (transformers reads USE_TF once, at import; its "Installation" docs).
+            os.environ.setdefault("USE_TF", "0")
             from modelbuild.torch_export import build as trace_here  # noqa: PLC0415  (PyTorch loads only now)
 
             return str(trace_here(options))

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 from transformers import (
     TFBertForSequenceClassification,
 )
@@ -31,7 +32,7 @@ from transformers.utils import logging as transformers_logging
 # transformers warns on every import that its TensorFlow classes are deprecated: v4 is pinned for them.
 transformers_logging.set_verbosity_error()
 
-__all__ = ["build", "cpu_compiler", "example_inputs", "export", "tf", "tiny_vocabulary"]
+__all__ = ["FrozenForward", "build", "cpu_compiler", "example_inputs", "export", "tf", "tiny_vocabulary"]
 
 
 def _tiny(workdir: Path) -> tuple[Any, Any]:
@@ -62,20 +63,26 @@ def example_inputs(batch: int, sequence_length: int) -> dict[str, Any]:
     }
 
 
-class _Eager(tf.Module):  # type: ignore[misc]
-    """The CPU 'compile': the model itself, called with the signature's inputs as one dict."""
+class FrozenForward(tf.Module):  # type: ignore[misc]
+    """The CPU 'compile': the forward pass as one graph, weights folded in as constants, batch left free.
 
-    def __init__(self, model: Any, forward: Forward) -> None:
+    Freezing is what a Neuron compile does to the weights too, and it spares ``tf.saved_model.save`` from
+    tracing every Keras layer of the model (seconds, even for TINY).
+    """
+
+    def __init__(self, forward: Forward, example: Mapping[str, Any]) -> None:
         super().__init__()
-        self.model = model
-        self._forward = forward
+        spec = {name: tf.TensorSpec([None, value.shape[1]], value.dtype) for name, value in example.items()}
+        concrete = tf.function(lambda inputs: forward(**inputs)).get_concrete_function(spec)
+        self._structure = lambda flat: tf.nest.pack_sequence_as(concrete.structured_outputs, flat)
+        self.graph = convert_variables_to_constants_v2(concrete)
 
     def __call__(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self._forward(**inputs)
+        return self._structure(self.graph(*tf.nest.flatten(inputs)))  # type: ignore[no-any-return]
 
 
-def cpu_compiler(model: Any) -> Compiler:
-    return lambda forward, _example: _Eager(model, forward)
+def cpu_compiler(_model: Any) -> Compiler:
+    return FrozenForward
 
 
 def export(options: BuildOptions, compiler_for: Any, *, neuron_release: str | None) -> Path:

@@ -54,26 +54,10 @@ class StandInNeuron:
         self.calls: list[dict[str, tuple[tuple[int, ...], str]]] = []
 
     def trace(self, forward: Any, example_inputs: Mapping[str, Any]) -> Any:
-        tf = tensorflow()
-        from tensorflow.python.framework.convert_to_constants import (  # noqa: PLC0415
-            convert_variables_to_constants_v2,
-        )
+        from modelbuild.export import FrozenForward  # noqa: PLC0415
 
         self.calls.append({name: (tuple(value.shape), value.dtype.name) for name, value in example_inputs.items()})
-        spec = {name: tf.TensorSpec([None, value.shape[1]], value.dtype) for name, value in example_inputs.items()}
-        concrete = tf.function(lambda inputs: forward(**inputs)).get_concrete_function(spec)
-        frozen = convert_variables_to_constants_v2(concrete)
-
-        class Compiled(tf.Module):  # type: ignore[misc,name-defined]
-            def __init__(self) -> None:
-                super().__init__()
-                self.graph = frozen
-
-            def __call__(self, inputs: Mapping[str, Any]) -> Any:
-                flat = self.graph(*tf.nest.flatten(inputs))
-                return tf.nest.pack_sequence_as(concrete.structured_outputs, flat)
-
-        return Compiled()
+        return FrozenForward(forward, example_inputs)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from components.model_image import DOCKER_DIR
 from components.network import ServingNetwork
 from config.settings import DeploymentSettings
 from tests.conftest import ROOT, VARIANTS, Synthesized, context_for
+from tests.tool_verdicts import remembered
 
 SynthFn = Callable[[str], Synthesized]
 BIN = Path(sys.executable).parent
 CHECKOV_BASELINE = ROOT / "security" / "checkov-baseline.json"
+CFN_LINT_VERSION, CHECKOV_VERSION = version("cfn-lint"), version("checkov")
 
 # Every cdk-nag acknowledgment in the app: (construct path below the stack, rule). README lists them.
 ACKNOWLEDGED = {
@@ -258,21 +261,40 @@ def test_execution_role_only_pulls_images_and_writes_logs(synth: SynthFn, varian
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_cfn_lint_finds_no_error_and_no_warning(synth: SynthFn, variant: str) -> None:
-    matches = lint(json.dumps(synth(variant).json), regions=["us-east-1", "us-west-2"])
+def test_cfn_lint_finds_no_error_and_no_warning(synth: SynthFn, variant: str, request: pytest.FixtureRequest) -> None:
+    template, regions = json.dumps(synth(variant).json), ["us-east-1", "us-west-2"]
 
-    assert [f"{match.rule.id} {match.message}" for match in matches] == []
+    findings = remembered(
+        request.config.cache,
+        "cfn-lint",
+        [template, regions, CFN_LINT_VERSION],
+        lambda: [f"{match.rule.id} {match.message}" for match in lint(template, regions=regions)],
+    )
+
+    assert findings == []
 
 
 # --- checkov --------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def checkov_failures(synth: SynthFn, tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
+def checkov_failures(
+    synth: SynthFn, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> set[tuple[str, str]]:
     """Runs checkov once over every variant's template; returns the failed (check, resource) pairs."""
-    directory = tmp_path_factory.mktemp("templates")
-    for variant in VARIANTS:
-        (directory / f"{variant}.template.json").write_text(json.dumps(synth(variant).json))
+    templates = {f"{variant}.template.json": json.dumps(synth(variant).json) for variant in sorted(VARIANTS)}
+    failed = remembered(
+        pytestconfig.cache,
+        "checkov",
+        [templates, CHECKOV_VERSION],
+        lambda: sorted(run_checkov(templates, tmp_path_factory.mktemp("templates"))),
+    )
+    return {(check, resource) for check, resource in failed}
+
+
+def run_checkov(templates: dict[str, str], directory: Path) -> set[tuple[str, str]]:
+    for name, template in templates.items():
+        (directory / name).write_text(template)
     result = subprocess.run(
         [
             *(str(BIN / "checkov"), "-d", str(directory), "--framework", "cloudformation"),
