@@ -28,6 +28,8 @@ RTD_SOCKET = "unix:/sock/neuron-rtd.sock"
 RTD_MEMORY_RESERVATION_MIB = 1000
 SERVER_MEMORY_RESERVATION_MIB = 2048
 MONITOR_MEMORY_RESERVATION_MIB = 128
+# How the sidecar names the model server in bridge mode (a container link)
+SERVER_LINK_ALIAS = "model-server"
 # Host directory whose lock files hand out NeuronCore slots to the tasks of one instance.
 SLOT_VOLUME = "neuron-slots"
 SLOT_HOST_PATH = "/var/run/neuron-core-slots"
@@ -301,7 +303,11 @@ class InferenceTaskDefinition(Construct):
                 ecs.MountPoint(source_volume=SLOT_VOLUME, container_path=SLOT_MOUNT, read_only=False)
             )
 
-        self.task_definition.add_container(
+        # The sidecar scrapes the server's own metrics where it has them: over localhost when the task
+        # has its own network interface, else through a link (bridge mode gives each container its own).
+        server_host = "localhost" if self._profile.task_networking else SERVER_LINK_ALIAS
+        metrics_url = self._profile.engine.metrics_url(server_host) if self._profile.server_metrics else None
+        monitor = self.task_definition.add_container(
             "NeuronMonitor",
             container_name=containers.NEURON_MONITOR,
             image=monitor_image,
@@ -309,7 +315,11 @@ class InferenceTaskDefinition(Construct):
             essential=False,
             enable_restart_policy=True,
             memory_reservation_mib=MONITOR_MEMORY_RESERVATION_MIB,
-            environment={env.METRICS_NAMESPACE: metrics.NAMESPACE, env.CLUSTER_NAME: cluster_name},
+            environment={
+                env.METRICS_NAMESPACE: metrics.NAMESPACE,
+                env.CLUSTER_NAME: cluster_name,
+                **({env.TRITON_METRICS_URL: metrics_url} if metrics_url else {}),
+            },
             # Neuron's own deployment of neuron-monitor runs it privileged (aws-neuron-sdk
             # src/k8/k8s-neuron-monitor-daemonset.yml) and documents no smaller set; it reads every
             # device's counters and the runtimes in the task's PID namespace. It holds no secret, opens
@@ -317,6 +327,8 @@ class InferenceTaskDefinition(Construct):
             privileged=True,
             logging=self._logging(containers.NEURON_MONITOR),
         )
+        if metrics_url and not self._profile.task_networking:
+            monitor.add_link(server, SERVER_LINK_ALIAS)
 
     def _add_rtd_containers(
         self,

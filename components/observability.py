@@ -83,8 +83,10 @@ class ServiceObservability(Construct):
 
     Widgets: task count (running against desired), CPU and memory, load balancer flows and
     resets, healthy and unhealthy targets, and, where the neuron-monitor sidecar runs, the
-    service's NeuronCore utilisation, execution latency and errors. An NLB publishes no latency for
-    TCP listeners, so latency comes from the Neuron runtime's own statistics (and the load client).
+    service's NeuronCore utilisation, execution latency and errors, and under Triton its queue,
+    compute and request time per request, requests, inferences, batches, failures and pending
+    requests. An NLB publishes no latency for TCP listeners, so latency comes from the Neuron
+    runtime's and Triton's own statistics (and the load client).
 
     Alarms: any unhealthy target, fewer running tasks than ``min_tasks`` (unless parked), and
     Neuron execution errors. The endpoint's own alarms are :class:`EndpointAlarms`.
@@ -102,6 +104,7 @@ class ServiceObservability(Construct):
         min_tasks: int,
         neuron_metrics: bool,
         notifications: sns.ITopic,
+        server_metrics: bool = False,
         neuron_health: cloudwatch.IMetric | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -180,6 +183,8 @@ class ServiceObservability(Construct):
         ]
         if neuron_metrics:
             widgets += self._neuron_widgets(cluster_name, service.service_name)
+        if server_metrics:
+            widgets += self._server_widgets(cluster_name, service.service_name)
         if neuron_health is not None:
             widgets.append(
                 cloudwatch.GraphWidget(
@@ -215,6 +220,35 @@ class ServiceObservability(Construct):
                 title="Neuron executions and errors",
                 left=[neuron_metric(cluster_name, service_name, metrics.EXECUTIONS_COMPLETED, "Sum")],
                 right=[errors],
+                width=WIDTH,
+            ),
+        ]
+
+    @staticmethod
+    def _server_widgets(cluster_name: str, service_name: str) -> list[cloudwatch.IWidget]:
+        """Triton's own figures: where a request's time goes, and how much work arrives."""
+
+        def figure(name: str, statistic: str) -> cloudwatch.Metric:
+            return neuron_metric(cluster_name, service_name, name, statistic)
+
+        return [
+            cloudwatch.GraphWidget(
+                title="Triton: time per request (ms)",
+                left=[
+                    figure(metrics.QUEUE_TIME, "Average"),
+                    figure(metrics.COMPUTE_TIME, "Average"),
+                    figure(metrics.REQUEST_TIME, "Average"),
+                ],
+                width=WIDTH,
+            ),
+            cloudwatch.GraphWidget(
+                title="Triton: requests, inferences and batches",
+                left=[
+                    figure(metrics.INFERENCE_REQUESTS, "Sum"),
+                    figure(metrics.INFERENCES, "Sum"),
+                    figure(metrics.BATCH_EXECUTIONS, "Sum"),
+                ],
+                right=[figure(metrics.INFERENCE_FAILURES, "Sum"), figure(metrics.PENDING_REQUESTS, "Maximum")],
                 width=WIDTH,
             ),
         ]

@@ -87,6 +87,7 @@ class ServedModel(IdTransparentScope):
             target_groups=target_groups,
             min_tasks=settings.min_tasks,
             neuron_metrics=settings.profile.neuron_metrics,
+            server_metrics=settings.profile.server_metrics,
             neuron_health=platform.neuron_health,
             notifications=platform.capacity.scaling_events,
         )

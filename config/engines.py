@@ -38,6 +38,12 @@ class EngineFacts:
     """How messages name the model the server loads."""
     instances_per_core: bool
     """The server runs one model instance per NeuronCore of the task, and must be told how many."""
+    metrics_port: int | None = None
+    """Where, inside the task, the server serves Prometheus metrics for the sidecar to scrape."""
+
+    def metrics_url(self, server_host: str) -> str | None:
+        """The sidecar's scrape URL, the server reached as ``server_host`` (a link alias, or localhost)."""
+        return None if self.metrics_port is None else f"http://{server_host}:{self.metrics_port}/metrics"
 
     def ready_path(self, model_name: str) -> str:
         """A REST path answering 200 only while the model can serve: the load balancer's health check.
@@ -88,5 +94,7 @@ TRITON = EngineFacts(
     model_file="model.pt",
     model_kind="traced model (model.pt)",
     instances_per_core=True,
+    # tritonserver's --metrics-port, as serve_triton.py starts it (Triton's default too)
+    metrics_port=8002,
 )
 ENGINES = {facts.engine: facts for facts in (TF_SERVING, TRITON)}

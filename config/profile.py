@@ -86,6 +86,11 @@ class RuntimeProfile:
     """The server asks ECS for every Neuron device (``resourceRequirements`` NeuronDevice=ALL, Managed
     Instances only) instead of mapping ``/dev/neuronN`` itself."""
 
+    @property
+    def server_metrics(self) -> bool:
+        """The sidecar also publishes the server's own request figures (Triton's queue and compute time)."""
+        return self.neuron_metrics and self.engine.metrics_port is not None
+
 
 def runtime_profile(
     runtime: NeuronRuntime,

@@ -232,6 +232,15 @@ def _refuse_asg_only_settings(raw: ContextGetter) -> None:
             )
 
 
+def _batching(value: object, profile: RuntimeProfile) -> BatchingSettings | None:
+    batching = parse_batching(value)
+    if batching and profile.runtime is NeuronRuntime.RTD:
+        # serve.sh checks the batch sizes with python3, which the walk-through's Amazon Linux 2 base
+        # image does not have (its yum runs on Python 2); the server would stop at every start.
+        raise fail("batching", value, f'not available in {profile.name}: leave it empty ("")')
+    return batching
+
+
 def _ami_id(value: object, profile: RuntimeProfile) -> str | None:
     written = text("amiId", value)
     if written and not _AMI_ID.fullmatch(written):
@@ -313,7 +322,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         public_endpoint=boolean("publicEndpoint", raw("publicEndpoint")),
         min_tasks=counts.min_tasks,
         max_tasks=counts.max_tasks,
-        batching=parse_batching(raw("batching")),
+        batching=_batching(raw("batching"), profile),
         models=models,
         ami_id=ami_id,
         neuron_recovery=boolean("neuronRecovery", raw("neuronRecovery")) if profile.neuron_recovery else None,

@@ -1,5 +1,7 @@
 """The metrics the neuron-monitor sidecars publish as CloudWatch EMF (``docker/neuron-monitor/neuron_emf.py``).
 
+Triton's tasks add Triton's own request figures (``triton_emf.py``).
+
 The exporter cannot import this module; ``tests/test_contracts.py`` keeps its names equal.
 """
 
@@ -21,3 +23,13 @@ EXECUTIONS_COMPLETED = "ExecutionsCompleted"
 EXECUTION_ERRORS = "ExecutionErrors"
 EXECUTION_LATENCY_P50 = "ExecutionLatencyP50"
 EXECUTION_LATENCY_P99 = "ExecutionLatencyP99"
+
+# Triton's own figures (docker/neuron-monitor/triton_emf.py), per interval, under SERVICE_DIMENSIONS.
+INFERENCE_REQUESTS = "InferenceRequests"
+INFERENCE_FAILURES = "InferenceFailures"
+INFERENCES = "Inferences"
+BATCH_EXECUTIONS = "BatchExecutions"
+QUEUE_TIME = "QueueTime"
+COMPUTE_TIME = "ComputeTime"
+REQUEST_TIME = "RequestTime"
+PENDING_REQUESTS = "PendingRequests"

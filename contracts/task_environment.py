@@ -27,6 +27,8 @@ NEURON_RTD_ADDRESS = "NEURON_RTD_ADDRESS"
 # neuron-monitor sidecar (task -> neuron_emf.py)
 METRICS_NAMESPACE = "METRICS_NAMESPACE"
 CLUSTER_NAME = "CLUSTER_NAME"
+# Where the sidecar scrapes Triton's Prometheus metrics (task -> neuron_emf.py), Triton's tasks only
+TRITON_METRICS_URL = "TRITON_METRICS_URL"
 # Set by the ECS agent in every container (read by neuron_emf.py)
 ECS_CONTAINER_METADATA_URI_V4 = "ECS_CONTAINER_METADATA_URI_V4"
 # The AWS SDK's region (task -> the model-sync and recovery containers)

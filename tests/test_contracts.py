@@ -42,6 +42,7 @@ CONTRACT_NAMES = set(_constants(env).values())
 
 def test_the_metrics_exporter_writes_the_names_the_stack_reads() -> None:
     exporter = _script_module(DOCKER / "neuron-monitor" / "neuron_emf.py")
+    triton = _script_module(DOCKER / "neuron-monitor" / "triton_emf.py")
 
     assert exporter.DEFAULT_NAMESPACE == metrics.NAMESPACE
     assert (exporter.CLUSTER, exporter.SERVICE, exporter.TASK, exporter.NEURON_CORE) == (
@@ -58,6 +59,9 @@ def test_the_metrics_exporter_writes_the_names_the_stack_reads() -> None:
         exporter.EXECUTIONS_COMPLETED,
         exporter.EXECUTION_ERRORS,
         *exporter.EXECUTION_LATENCY.values(),
+        *triton.COUNTS.values(),
+        *triton.DURATIONS.values(),
+        *triton.GAUGES.values(),
     }
     declared = {
         value
@@ -65,9 +69,15 @@ def test_the_metrics_exporter_writes_the_names_the_stack_reads() -> None:
         if isinstance(value, str) and name not in {"NAMESPACE", "CLUSTER", "SERVICE", "TASK", "NEURON_CORE"}
     }
     assert written == declared
-    assert {exporter.METRICS_NAMESPACE_VARIABLE, exporter.CLUSTER_NAME_VARIABLE, exporter.METADATA_URI_VARIABLE} <= (
-        CONTRACT_NAMES
-    )
+    assert {
+        exporter.METRICS_NAMESPACE_VARIABLE,
+        exporter.CLUSTER_NAME_VARIABLE,
+        exporter.METADATA_URI_VARIABLE,
+        exporter.TRITON_METRICS_URL_VARIABLE,
+    } <= CONTRACT_NAMES
+    # each Triton figure's constant is the one the contract declares under the same name
+    for name in ("INFERENCE_REQUESTS", "QUEUE_TIME", "PENDING_REQUESTS", "COMPUTE_TIME"):
+        assert getattr(triton, name) == getattr(metrics, name)
 
 
 def test_the_core_slot_script_reads_the_names_the_task_sets() -> None:
@@ -104,6 +114,7 @@ def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
         "NEURON_CORES_PER_TASK": env.NEURON_CORES_PER_TASK,
         "NEURON_RT_VISIBLE_CORES": env.NEURON_RT_VISIBLE_CORES,
         "TRITON_INSTANCES": env.TRITON_INSTANCES,
+        "METRICS_PORT": TRITON.metrics_port,
     }
 
     shared = {name: copies[name] for name in expected if name in copies}

@@ -13,7 +13,7 @@ from aws_cdk.assertions import Annotations, Match
 
 from components.model_image import DOCKER_DIR, ModelServerImages, has_saved_model
 from config.settings import load_settings
-from tests.conftest import CDK_JSON_CONTEXT, Synthesized
+from tests.conftest import CDK_JSON_CONTEXT, ROOT, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 DEFAULTS = load_settings(CDK_JSON_CONTEXT.get)
@@ -81,6 +81,24 @@ def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sideca
     assert sidecar_file in sidecar["files"]
     if variant == "rtd":
         assert sidecar["files"] == [".dockerignore", "Dockerfile"]
+    else:
+        assert sidecar["files"] == [
+            ".dockerignore",
+            "Dockerfile",
+            "monitor.json",
+            "neuron_emf.py",
+            "requirements.txt",
+            "triton_emf.py",
+        ]
+
+
+def test_the_sidecars_parser_is_the_version_the_tests_run() -> None:
+    def pins(path: Path) -> set[str]:
+        return {line.strip() for line in path.read_text().splitlines() if line.strip().startswith("prometheus-client")}
+
+    sidecar = pins(DOCKER_DIR / "neuron-monitor" / "requirements.txt")
+    assert len(sidecar) == 1
+    assert sidecar == pins(ROOT / "requirements-dev.txt")
 
 
 def test_build_context_is_kept_small_by_dockerignore(synth: SynthFn) -> None:

@@ -195,6 +195,11 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
         ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize", "from 1 to 1024"),
         ({"grpcPort": 9000, "restPort": 9000}, "restPort", "must differ from grpcPort"),
         ({"neuronRuntime": "rtd", "instanceType": "inf2.xlarge"}, "neuronRuntime", "only on inf1 sizes"),
+        (
+            {"neuronRuntime": "rtd", "amiId": RTD_AMI, "batching": {"maxBatchSize": 8}},
+            "batching",
+            "not available in the rtd layout",
+        ),
     ],
 )
 def test_conflicting_values_name_the_setting_to_change(overrides: dict[str, object], key: str, allowed: str) -> None:

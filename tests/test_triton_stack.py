@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
+from urllib.parse import urlparse
 
 import aws_cdk as cdk
 import pytest
@@ -14,7 +16,8 @@ from app import build_app
 from config.engines import TF_SERVING, TRITON
 from config.hardware import INSTANCE_SIZES, NeuronFamily
 from config.settings import DEFAULTS, SettingsError, load_settings
-from tests.conftest import CDK_JSON_CONTEXT, Synthesized
+from contracts import metrics
+from tests.conftest import CDK_JSON_CONTEXT, VARIANTS, Synthesized
 from tests.test_images import docker_images
 
 SynthFn = Callable[[str], Synthesized]
@@ -123,3 +126,32 @@ def test_several_models_behind_triton_each_load_from_s3_with_their_own_instances
         assert "model-sync" in names
         assert "neuron-monitor" in names
     assert {container["Name"] for container in server_containers(synthesized)} == {"bert", "minilm"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_sidecar_scrapes_its_own_tasks_triton_and_the_dashboard_shows_it(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    profile = synthesized.settings.profile
+    names = {model.name for model in synthesized.settings.models}
+    for task in synthesized.serving("AWS::ECS::TaskDefinition").values():
+        containers = {container["Name"]: container for container in task["Properties"]["ContainerDefinitions"]}
+        monitor = containers.get("neuron-monitor", {})
+        url = {item["Name"]: item["Value"] for item in monitor.get("Environment", [])}.get("TRITON_METRICS_URL")
+        if not profile.server_metrics:
+            assert url is None
+            assert "Links" not in monitor
+            continue
+        (server,) = names & set(containers)
+        assert isinstance(url, str)
+        scraped = urlparse(url)
+        assert (scraped.scheme, scraped.port, scraped.path) == ("http", TRITON.metrics_port, "/metrics")
+        if task["Properties"]["NetworkMode"] == "awsvpc":
+            # one network namespace per task: the server is on localhost, and links do not exist there
+            assert scraped.hostname == "localhost"
+            assert "Links" not in monitor
+        else:
+            # bridge mode: each container has its own address, reached through a link to this task's server
+            assert monitor["Links"] == [f"{server}:{scraped.hostname}"]
+    dashboards = json.dumps(synthesized.resources("AWS::CloudWatch::Dashboard"))
+    for figure in (metrics.QUEUE_TIME, metrics.COMPUTE_TIME, metrics.INFERENCES, metrics.PENDING_REQUESTS):
+        assert (f'\\"{figure}\\"' in dashboards) is profile.server_metrics, figure

@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Optional
 
 # Copy of contracts/model_signature.py BUILD_RECORD: tests/test_contracts.py keeps them equal.
 BUILD_RECORD = "assets.extra/model-build.json"
@@ -28,7 +29,7 @@ _MAX_BATCH_SIZE = re.compile(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}")
 MODEL_FILES = ("saved_model.pb", "model.pt")
 
 
-def newest_version(base: Path) -> Path | None:
+def newest_version(base: Path) -> Optional[Path]:
     versions = [
         child
         for child in base.iterdir()
@@ -37,7 +38,7 @@ def newest_version(base: Path) -> Path | None:
     return max(versions, key=lambda child: int(child.name), default=None)
 
 
-def compiled_batch(base: Path) -> int | None:
+def compiled_batch(base: Path) -> Optional[int]:
     version = newest_version(base) if base.is_dir() else None
     record = version / BUILD_RECORD if version else None
     if record is None or not record.is_file():

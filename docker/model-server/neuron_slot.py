@@ -17,6 +17,7 @@ import fcntl
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 # Copies of contracts/task_environment.py (this script runs in the image, without the project):
 # tests/test_contracts.py keeps them equal.
@@ -32,7 +33,7 @@ class NoFreeSlot(RuntimeError):
     pass
 
 
-def cores_for(slot: int, cores_per_task: int, offset: int = 0, stride: int | None = None) -> str:
+def cores_for(slot: int, cores_per_task: int, offset: int = 0, stride: Optional[int] = None) -> str:
     first = offset + slot * (cores_per_task if stride is None else stride)
     return f"{first}-{first + cores_per_task - 1}"
 
@@ -41,9 +42,9 @@ def claim(slot_dir: Path, slots: int) -> tuple[int, int]:
     """The first free slot and its open, locked descriptor; raises NoFreeSlot when all are held."""
     slot_dir.mkdir(parents=True, exist_ok=True)
     for slot in range(slots):
-        descriptor = os.open(slot_dir / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(slot_dir / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)  # novm
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm
         except BlockingIOError:
             os.close(descriptor)
             continue

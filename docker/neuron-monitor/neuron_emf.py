@@ -9,7 +9,11 @@ Identity comes from the ECS task metadata endpoint (v4), not from neuron-monitor
 bridge-mode containers, so it arrives empty or with an ``error``. A dimension whose value is not
 known is left out, never sent empty.
 
-    env: CLUSTER_NAME (required), METRICS_NAMESPACE, ECS_CONTAINER_METADATA_URI_V4 (set by the ECS agent)
+With ``TRITON_METRICS_URL`` set (Triton's tasks), each report also carries Triton's request,
+queue and compute figures for the same interval (``triton_emf.py``), under the same dimensions.
+
+    env: CLUSTER_NAME (required), METRICS_NAMESPACE, ECS_CONTAINER_METADATA_URI_V4 (set by the ECS agent),
+         TRITON_METRICS_URL
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Optional
 
 # Copies of contracts/metrics.py and contracts/task_environment.py (this script runs in the
 # sidecar image, without the project): tests/test_contracts.py keeps them equal.
@@ -34,13 +38,16 @@ EXECUTION_LATENCY = {"p50": "ExecutionLatencyP50", "p99": "ExecutionLatencyP99"}
 METRICS_NAMESPACE_VARIABLE = "METRICS_NAMESPACE"
 CLUSTER_NAME_VARIABLE = "CLUSTER_NAME"
 METADATA_URI_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
+TRITON_METRICS_URL_VARIABLE = "TRITON_METRICS_URL"
 
 NAMESPACE = os.environ.get(METRICS_NAMESPACE_VARIABLE, DEFAULT_NAMESPACE)
 METADATA_TIMEOUT_SECONDS = 2.0
 METADATA_ATTEMPTS = 3
 
 
-def task_identity(metadata_uri: str | None, *, attempts: int = METADATA_ATTEMPTS, pause: float = 0.5) -> dict[str, str]:
+def task_identity(
+    metadata_uri: Optional[str], *, attempts: int = METADATA_ATTEMPTS, pause: float = 0.5
+) -> dict[str, str]:
     """``ServiceName`` and ``TaskId`` of this task from ``${ECS_CONTAINER_METADATA_URI_V4}/task``; only those known.
 
     The response carries ``TaskARN`` (``.../task/<cluster>/<task id>``) and, for a service's task,
@@ -89,8 +96,8 @@ def _emf(
     return document
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _number(value: object) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _add(totals: dict[str, tuple[float, str]], name: str, amount: float, unit: str) -> None:
@@ -98,7 +105,12 @@ def _add(totals: dict[str, tuple[float, str]], name: str, amount: float, unit: s
 
 
 def metric_documents(
-    report: dict[str, Any], *, cluster_name: str, identity: Mapping[str, str], now_ms: int
+    report: dict[str, Any],
+    *,
+    cluster_name: str,
+    identity: Mapping[str, str],
+    now_ms: int,
+    server_figures: Optional[Mapping[str, tuple[float, str]]] = None,
 ) -> Iterator[dict[str, Any]]:
     """The EMF documents for one neuron-monitor report: one per NeuronCore, one for the task.
 
@@ -150,6 +162,7 @@ def metric_documents(
 
     if utilisations:
         totals[NEURON_CORE_UTILIZATION_AVERAGE] = (sum(utilisations) / len(utilisations), "Percent")
+    totals.update(server_figures or {})
     if totals:
         yield _emf(now_ms, summary_dimensions, totals, base)
 
@@ -161,8 +174,12 @@ def run(
     identity: Mapping[str, str],
     out: Any = sys.stdout,
     clock: Any = time.time,
+    server_figures: Optional[Callable[[], Mapping[str, tuple[float, str]]]] = None,
 ) -> int:
-    """Converts every report line; a line that is not a JSON object is reported and skipped."""
+    """Converts every report line; a line that is not a JSON object is reported and skipped.
+
+    ``server_figures`` (a ``triton_emf.TritonScrape``) is asked once per report.
+    """
     skipped = 0
     for line in lines:
         if not line.strip():
@@ -175,7 +192,13 @@ def run(
             skipped += 1
             print(f"neuron_emf: skipped a line that is not a neuron-monitor report: {line[:120]!r}", file=sys.stderr)
             continue
-        documents = metric_documents(report, cluster_name=cluster_name, identity=identity, now_ms=int(clock() * 1000))
+        documents = metric_documents(
+            report,
+            cluster_name=cluster_name,
+            identity=identity,
+            now_ms=int(clock() * 1000),
+            server_figures=server_figures() if server_figures else None,
+        )
         for document in documents:
             out.write(json.dumps(document, separators=(",", ":")) + "\n")
         out.flush()
@@ -188,7 +211,13 @@ def main() -> int:
         print("neuron_emf: CLUSTER_NAME is not set: the task definition must name the cluster", file=sys.stderr)
         return 2
     identity = task_identity(os.environ.get(METADATA_URI_VARIABLE))
-    run(sys.stdin, cluster_name=cluster_name, identity=identity)
+    triton_url = os.environ.get(TRITON_METRICS_URL_VARIABLE, "").strip()
+    scrape = None
+    if triton_url:
+        from triton_emf import TritonScrape  # noqa: PLC0415  (beside this script; only Triton's tasks need it)
+
+        scrape = TritonScrape(triton_url)
+    run(sys.stdin, cluster_name=cluster_name, identity=identity, server_figures=scrape)
     return 0
 
 
