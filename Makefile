@@ -4,20 +4,23 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-# cdk.json runs `python3 app.py`: the venv's python3 must come first.
+# The venv first on PATH for every recipe (cdk.json runs tools/cdk-app.sh, which uses it too).
 export PATH := $(BIN):$(PATH)
 # jsii warns on every start under Node 20 unless its major version is listed here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := true
 CDK := npx --no-install cdk
-# Extra CDK arguments, e.g. make synth CDK_ARGS="-c instanceType=inf2.xlarge"
+# Extra CDK arguments, e.g. make synth CDK_ARGS='-c instanceType=inf2.xlarge -c batching={"maxBatchSize": 16}'.
+# Exported rather than written into the recipe, so JSON keeps its quotes: tools/cdk_cli.py splits it.
 CDK_ARGS ?=
+export CDK_ARGS
+CDK_CLI := $(BIN)/python -m tools.cdk_cli
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy bench bench-local bench-synth proto constraints clean model model-check model-upload
+.PHONY: setup synth bootstrap test lint typecheck unit snapshot-update deploy diff destroy bench tunnel bench-local bench-synth proto constraints clean model model-check model-upload
 
 $(PY_STAMP): requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,17 +34,21 @@ $(NODE_STAMP): package.json package-lock.json
 setup: $(PY_STAMP) $(NODE_STAMP)
 
 synth: setup
-	$(CDK) synth --no-notices --quiet $(CDK_ARGS)
+	$(CDK_CLI) synth --no-notices --quiet
 	@echo "Templates written to cdk.out/"
 
+# Once per account and region, before the first deploy: the CDK's staging bucket, image repository and roles.
+bootstrap: setup
+	$(CDK_CLI) bootstrap --no-notices
+
 diff: setup
-	$(CDK) diff --no-notices $(CDK_ARGS)
+	$(CDK_CLI) diff --no-notices
 
 deploy: setup
-	$(CDK) deploy --no-notices $(CDK_ARGS)
+	$(CDK_CLI) deploy --no-notices
 
 destroy: setup
-	$(CDK) destroy --no-notices $(CDK_ARGS)
+	$(CDK_CLI) destroy --no-notices
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .
@@ -58,12 +65,19 @@ test: lint typecheck unit
 snapshot-update: $(PY_STAMP)
 	$(BIN)/pytest -n 0 tests/test_snapshots.py --snapshot-update
 
-# Load a deployed server: make bench TARGET=host:8500 [BENCH_ARGS="--concurrency 8 --duration 30"]
+# Load a deployed server: make bench STACK=BertInferentia | TARGET=host:8500, and any client option in
+# BENCH_ARGS, e.g. BENCH_ARGS='--concurrency 8 --duration 30 --text "A sentence." --tokenizer docker/model-server/model/1'
 TARGET ?=
+STACK ?=
 BENCH_ARGS ?=
 bench: $(PY_STAMP)
-	@test -n "$(TARGET)" || { echo "usage: make bench TARGET=host:port [BENCH_ARGS=...]"; exit 2; }
-	$(BIN)/python -m client --target $(TARGET) $(BENCH_ARGS)
+	$(BIN)/python -m client $(if $(TARGET),--target $(TARGET)) $(if $(STACK),--stack $(STACK)) $(BENCH_ARGS)
+
+# The internal endpoint on localhost, through an instance (Session Manager port forwarding; needs the AWS
+# CLI's Session Manager plugin): make tunnel STACK=BertInferentia [TUNNEL_ARGS="--protocol rest"]
+TUNNEL_ARGS ?=
+tunnel: $(PY_STAMP)
+	$(BIN)/python -m tools.tunnel --stack "$(or $(STACK),BertInferentia)" $(TUNNEL_ARGS)
 
 # The client against the loopback TF Serving stand-in: throughput at 20 ms model time, overhead at 0.
 bench-local: $(PY_STAMP)

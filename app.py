@@ -8,7 +8,7 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from config.settings import SettingsError, load_settings
+from config.settings import SettingsError, check_setting_names, load_settings
 from stacks.bert_inference_stack import BertInferenceStack
 
 
@@ -17,6 +17,7 @@ def build_app(app: cdk.App) -> BertInferenceStack:
 
     An unacknowledged AwsSolutions finding fails synthesis, in ``cdk synth`` and in the tests alike.
     """
+    check_setting_names(app.node.get_all_context())
     settings = load_settings(app.node.try_get_context)
     stack = BertInferenceStack(
         app,

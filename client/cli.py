@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import resource
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,6 +33,15 @@ from client.transport import API_TFSERVING, APIS, RequestFailed, Transport, open
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_AFTER_S = 1.0
+# Callers one process drives: asyncio tasks are cheap, but each is a request kept in flight.
+MAX_CONCURRENCY = 10_000
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is the one line that says what is wrong (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -80,7 +92,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    load = argparse.ArgumentParser(
+    load = OneLineParser(
         prog="python -m client",
         description="Load TF Serving with BERT requests and report latency, throughput and cost. "
         "`python -m client status --target HOST:PORT` reports the model's state.",
@@ -109,7 +121,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     load.add_argument("--hourly-price", type=_positive_float, help="USD per instance-hour for the cost figure")
     load.add_argument("--instance-type", help="price from the built-in on-demand table (default: the stack's)")
 
-    status = argparse.ArgumentParser(prog="python -m client status", description="Report the model's version states.")
+    status = OneLineParser(prog="python -m client status", description="Report the model's version states.")
     _common(status)
     return load, status
 
@@ -189,7 +201,7 @@ def _destination(args: argparse.Namespace) -> Destination:
     """Target, model, API and instance type: from the arguments, filled in from ``--stack`` when given."""
     target, model, api, instance_type = args.target, args.model, args.api, getattr(args, "instance_type", None)
     if args.stack:
-        found = endpoint.resolve(args.stack)
+        found = endpoint.resolve(args.stack, model=model)
         target, model = found.target(args.protocol), model or found.model
         api = api or found.api
         instance_type = instance_type or found.instance_type
@@ -228,6 +240,9 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     finally:
         await transport.close()
 
+    if runner.result.abandoned:
+        print(f"error: {target}: {runner.result.abandoned}", file=sys.stderr)
+        return EXIT_FAILED
     summary = summarize(runner.result, batch=inputs.batch)
     report = RunReport(
         settings=RunSettings(
@@ -312,4 +327,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = load_parser.parse_args(arguments)
     if args.rate is not None and args.rate > 100_000:
         load_parser.error("--rate above 100000 requests/s is beyond what one client process can schedule")
+    if args.plot is not None:
+        _check_writable(args.plot, load_parser)
+    if args.concurrency is not None:
+        args.concurrency = _held_concurrency(args.concurrency, args.requests, args.protocol, load_parser)
     return asyncio.run(_load(args, load_parser))
+
+
+def _check_writable(path: Path, parser: argparse.ArgumentParser) -> None:
+    """Before the run: a plot that cannot be written would lose the figures at its end."""
+    folder = path.parent
+    if path.suffix.lower() != ".png":
+        parser.error(f"--plot {path}: the plot is a PNG, name it FILE.png")
+    if not folder.is_dir():
+        parser.error(f"--plot {path}: folder {folder} does not exist")
+    if path.is_dir():
+        parser.error(f"--plot {path}: is a folder; name a file in it")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        parser.error(f"--plot {path}: cannot write there")
+
+
+def _held_concurrency(concurrency: int, requests: int | None, protocol: str, parser: argparse.ArgumentParser) -> int:
+    """The callers this process can hold: REST opens one connection per caller, so at most half the
+    open-file limit; gRPC multiplexes them on one channel. More callers than requests would idle."""
+    soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = MAX_CONCURRENCY if protocol == "grpc" else min(MAX_CONCURRENCY, soft_limit // 2)
+    if concurrency > limit:
+        reason = (
+            "the client's limit" if limit == MAX_CONCURRENCY else f"half this process's open-file limit ({soft_limit})"
+        )
+        parser.error(f"--concurrency {concurrency} is more than one client process can hold: at most {limit}, {reason}")
+    if requests is not None and concurrency > requests:
+        print(f"note: --concurrency {concurrency} capped at {requests}, the number of requests", file=sys.stderr)
+        return requests
+    return concurrency

@@ -21,6 +21,7 @@ class StackEndpoint:
     instance_type: str | None
     api: str
     """The API the stack's server speaks (the ServerApi output; stacks from before it speak TF Serving's)."""
+    cluster: str | None = None
 
     def target(self, protocol: str) -> str:
         return f"{self.host}:{self.grpc_port if protocol == 'grpc' else self.rest_port}"
@@ -49,24 +50,57 @@ def _task_host(ecs: Any, ec2: Any, cluster: str, service: str) -> str:
     return str(reservations[0]["Instances"][0]["PrivateIpAddress"])
 
 
-def resolve(stack_name: str, session: Any = None) -> StackEndpoint:
-    """Reads the stack's outputs; prefers a load balancer address, else a running task's instance."""
+def _models(outputs: dict[str, str]) -> list[dict[str, str]]:
+    """Each served model's outputs (the first model's keys bare, the n-th's prefixed ``Model<n>``)."""
+    found: list[dict[str, str]] = []
+    while all(keys.model_output(key, len(found)) in outputs for key in (keys.MODEL_NAME, keys.GRPC_PORT)):
+        index = len(found)
+        found.append(
+            {
+                key: outputs[keys.model_output(key, index)]
+                for key in keys.PER_MODEL
+                if keys.model_output(key, index) in outputs
+            }
+        )
+    return found
+
+
+def aws_client(session: Any, service: str) -> Any:
+    try:
+        return session.client(service)
+    except Exception as error:  # botocore's NoRegionError, and the like: raised before any call
+        raise EndpointNotFound(
+            f"cannot reach AWS ({error}): set a region (AWS_REGION, or `aws configure`) and credentials"
+        ) from None
+
+
+def resolve(stack_name: str, session: Any = None, model: str | None = None) -> StackEndpoint:
+    """Reads the stack's outputs; prefers a load balancer address, else a running task's instance.
+
+    ``model`` picks one model of a several-model stack (its own ports); by default the first.
+    """
     if session is None:
         import boto3  # noqa: PLC0415  (only --stack needs it)
 
         session = boto3.session.Session()
-    outputs = _outputs(session.client("cloudformation"), stack_name)
+    outputs = _outputs(aws_client(session, "cloudformation"), stack_name)
     missing = [key for key in (keys.GRPC_PORT, keys.REST_PORT, keys.MODEL_NAME) if key not in outputs]
     if missing:
         raise EndpointNotFound(f"stack {stack_name!r} has no output {', '.join(missing)}: is it this project's stack?")
+    models = _models(outputs)
+    chosen = next((found for found in models if found[keys.MODEL_NAME] == model), None) if model else models[0]
+    if chosen is None:
+        names = ", ".join(found[keys.MODEL_NAME] for found in models)
+        raise EndpointNotFound(f"stack {stack_name!r} serves no model {model!r}: it serves {names}")
     host = outputs.get(keys.LOAD_BALANCER_DNS_NAME) or _task_host(
-        session.client("ecs"), session.client("ec2"), outputs[keys.CLUSTER_NAME], outputs[keys.SERVICE_NAME]
+        aws_client(session, "ecs"), aws_client(session, "ec2"), outputs[keys.CLUSTER_NAME], chosen[keys.SERVICE_NAME]
     )
     return StackEndpoint(
         host=host,
-        grpc_port=int(outputs[keys.GRPC_PORT]),
-        rest_port=int(outputs[keys.REST_PORT]),
-        model=outputs[keys.MODEL_NAME],
+        grpc_port=int(chosen[keys.GRPC_PORT]),
+        rest_port=int(chosen[keys.REST_PORT]),
+        model=chosen[keys.MODEL_NAME],
         instance_type=outputs.get(keys.INSTANCE_TYPE),
         api=outputs.get(keys.SERVER_API, "tfserving"),
+        cluster=outputs.get(keys.CLUSTER_NAME),
     )

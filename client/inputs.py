@@ -36,6 +36,10 @@ def zero_inputs(batch: int, seq_len: int) -> BertInputs:
     return BertInputs({name: np.zeros((batch, seq_len), dtype=INPUT_DTYPE) for name in BERT_INPUT_NAMES})
 
 
+# What every BERT WordPiece vocabulary holds: the tokens the encoder adds around and inside each pair.
+BERT_SPECIAL_TOKENS = frozenset({"[UNK]", "[CLS]", "[SEP]", "[PAD]"})
+
+
 class TokenizerNotFound(ValueError):
     """``--tokenizer`` names nothing a BERT tokenizer can be read from."""
 
@@ -56,15 +60,27 @@ def load_tokenizer(path: Path) -> Any:
     if (folder / TOKENIZER_DIR).is_dir():
         folder = folder / TOKENIZER_DIR
     if path.is_dir() and (folder / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+        try:
+            return Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as error:  # tokenizers raises a bare Exception on a file it cannot parse
+            raise TokenizerNotFound(f"{folder / 'tokenizer.json'} is not a tokenizer file: {error}") from None
     vocab = path if path.is_file() else folder / "vocab.txt"
     if vocab.name != "vocab.txt" or not vocab.is_file():
         raise TokenizerNotFound(
             f"no tokenizer at {path}: expected a model version folder, a folder with tokenizer.json or vocab.txt, "
             "or a vocab.txt"
         )
-    config = folder / "tokenizer_config.json"
-    lowercase = bool(json.loads(config.read_text()).get("do_lower_case", True)) if config.is_file() else True
+    try:
+        tokens = set(vocab.read_text(encoding="utf-8").splitlines())
+        config = folder / "tokenizer_config.json"
+        lowercase = bool(json.loads(config.read_text()).get("do_lower_case", True)) if config.is_file() else True
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise TokenizerNotFound(f"cannot read the tokenizer at {path}: {error}") from None
+    missing = sorted(BERT_SPECIAL_TOKENS - tokens)
+    if missing:
+        raise TokenizerNotFound(
+            f"{vocab} is not a BERT WordPiece vocabulary: it lacks {', '.join(missing)} (one token per line)"
+        )
     return BertWordPieceTokenizer(WordPiece.read_file(str(vocab)), lowercase=lowercase)
 
 

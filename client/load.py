@@ -12,9 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from client.transport import RequestFailed, Transport
+from client.transport import UNREACHABLE_CODES, RequestFailed, Transport
 
 Clock = Callable[[], float]
+
+# A target that has never answered is given up on after this many unreachable requests in a row,
+# instead of being hammered for the whole run (warm-up requests count).
+DEAD_TARGET_FAILURES = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +64,8 @@ class LoadResult:
     interrupted: bool = False
     max_in_flight: int = 0
     error_details: dict[str, str] = field(default_factory=dict)
+    abandoned: str | None = None
+    """Why the run stopped early on its own (a target that never answered), else None."""
 
 
 class LoadRunner:
@@ -74,6 +80,8 @@ class LoadRunner:
         self._pending: set[asyncio.Task[None]] = set()
         self.result = LoadResult()
         self.issued = 0
+        self._answered = False
+        self._unreachable_in_a_row = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -93,8 +101,22 @@ class LoadRunner:
             self.result.error_details.setdefault(failure.code, failure.detail[:300])
         finally:
             self._in_flight -= 1
+        self._note_reachability(error)
         if samples is not None:
             samples.append(Sample(scheduled, sent, self._clock(), error))
+
+    def _note_reachability(self, error: str | None) -> None:
+        if error not in UNREACHABLE_CODES:
+            self._answered = True  # a reply, even an error one, means something is listening
+            self._unreachable_in_a_row = 0
+            return
+        self._unreachable_in_a_row += 1
+        if not self._answered and self._unreachable_in_a_row >= DEAD_TARGET_FAILURES and not self._stopping.is_set():
+            self.result.abandoned = (
+                f"the target never answered: {self._unreachable_in_a_row} requests in a row failed with {error} "
+                f"({self.result.error_details.get(error, '')[:120]}); stopped instead of running on"
+            )
+            self._stopping.set()
 
     async def _warm_up(self) -> None:
         callers = min(self._plan.warmup, self._plan.concurrency or 8)

@@ -38,6 +38,11 @@ STREAMS_PER_CHANNEL = 64
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+# The failure codes that mean nothing answered at all (gRPC's, and the REST transports'): refused,
+# reset, no route, a name that does not resolve. The load runner gives up on a target that only says these.
+UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "CONNECTION_REFUSED", "CONNECT_FAILED", "CONNECTION_ERROR"})
+
+
 class RequestFailed(Exception):
     """One request did not produce a prediction."""
 

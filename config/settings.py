@@ -12,9 +12,10 @@ the models on NeuronCores, ``config/batching.py`` renders TF Serving's batching 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from config.profile import (
     runtime_profile,
 )
 
-__all__ = ["DEFAULTS", "SETTING_KEYS", "DeploymentSettings", "SettingsError", "load_settings"]
+__all__ = ["DEFAULTS", "SETTING_KEYS", "DeploymentSettings", "SettingsError", "check_setting_names", "load_settings"]
 
 ContextGetter = Callable[[str], object]
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -255,6 +256,26 @@ def _ami_id(value: object, profile: RuntimeProfile) -> str | None:
     return written or None
 
 
+def _cdks_own(key: str) -> bool:
+    """Context keys the CDK itself reads or writes: feature flags (``@aws-cdk/...``), ``aws:``/``aws-cdk:`` and
+    ``cdk...`` keys, ``acknowledged-issue-numbers``, and the lookups' cached results (``<kind>:account=...``)."""
+    return key.startswith(("@", "aws:", "aws-cdk:", "cdk")) or ":" in key or key == "acknowledged-issue-numbers"
+
+
+def check_setting_names(keys: Iterable[str]) -> None:
+    """Refuses a context key that is neither a setting nor the CDK's own, naming the closest setting.
+
+    A misspelt ``-c instancetype=inf2.xlarge`` would otherwise be ignored and the default deployed.
+    """
+    for key in sorted(keys):
+        if key in SETTING_KEYS or _cdks_own(key):
+            continue
+        by_case = [name for name in SETTING_KEYS if name.lower() == key.lower()]
+        closest = by_case or difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.6)
+        hint = f"did you mean '{closest[0]}'? " if closest else ""
+        raise SettingsError(f"Unknown setting '{key}': {hint}The settings are listed in the README, 'Settings'")
+
+
 def load_settings(get: ContextGetter) -> DeploymentSettings:
     """Build the settings from a context getter such as ``app.node.try_get_context``.
 
@@ -290,6 +311,14 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
     allowed_cidr = vpc_cidr if allowed_cidr_value == "" else ipv4_cidr("allowedCidr", allowed_cidr_value, vpc=False)
     if allowed_cidr == "0.0.0.0/0":
         raise fail("allowedCidr", allowed_cidr, "must not be the whole internet: TF Serving has no authentication")
+    public_endpoint = boolean("publicEndpoint", raw("publicEndpoint"))
+    if public_endpoint and allowed_cidr_value == "":
+        raise fail(
+            "publicEndpoint",
+            True,
+            "needs allowedCidr too (e.g. -c allowedCidr=<your address>/32): without it the internet-facing "
+            "endpoint would admit only the VPC",
+        )
 
     key_name = text("keyName", raw("keyName"))
     if key_name and not _KEY_NAME.fullmatch(key_name):
@@ -319,7 +348,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         nat_gateways=integer("natGateways", raw("natGateways"), low=1, high=2),
         root_volume_gib=integer("rootVolumeGiB", raw("rootVolumeGiB"), low=30, high=16384),
         log_retention_days=log_retention_days,
-        public_endpoint=boolean("publicEndpoint", raw("publicEndpoint")),
+        public_endpoint=public_endpoint,
         min_tasks=counts.min_tasks,
         max_tasks=counts.max_tasks,
         batching=_batching(raw("batching"), profile),

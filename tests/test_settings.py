@@ -195,6 +195,7 @@ def test_bad_value_is_rejected_with_one_line_naming_the_setting(key: str, value:
         ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize", "from 1 to 1024"),
         ({"grpcPort": 9000, "restPort": 9000}, "restPort", "must differ from grpcPort"),
         ({"neuronRuntime": "rtd", "instanceType": "inf2.xlarge"}, "neuronRuntime", "only on inf1 sizes"),
+        ({"publicEndpoint": True}, "publicEndpoint", "needs allowedCidr too"),
         (
             {"neuronRuntime": "rtd", "amiId": RTD_AMI, "batching": {"maxBatchSize": 8}},
             "batching",

@@ -20,6 +20,7 @@ import pytest
 
 from client import cli
 from client.endpoint import StackEndpoint
+from client.load import DEAD_TARGET_FAILURES
 from client.pricing import ON_DEMAND_USD_PER_HOUR
 from client.stats import cost_per_million
 from tests.conftest import ROOT
@@ -237,7 +238,7 @@ def test_stack_supplies_target_model_and_price(
     server: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     found = StackEndpoint("127.0.0.1", server.grpc_port, server.rest_port, "bert", "inf1.xlarge", "tfserving")
-    monkeypatch.setattr("client.endpoint.resolve", lambda name: found if name == "BertInferentia" else None)
+    monkeypatch.setattr("client.endpoint.resolve", lambda name, model=None: found if name == "BertInferentia" else None)
 
     code, report, _ = run_json(capsys, "--stack", "BertInferentia", "--protocol", "rest", "--requests", "5")
 
@@ -291,3 +292,83 @@ def test_ctrl_c_prints_what_was_measured(server: LocalServer) -> None:
     assert report["requests"] >= 20
     assert report["duration_s"] < 30
     assert "interrupted" in err
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_a_dead_target_is_given_up_after_a_short_burst_not_hammered_for_the_duration(
+    capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    started = time.perf_counter()
+
+    exit_code = cli.main(
+        ["--target", f"127.0.0.1:{_closed_port()}", "--protocol", protocol, "--duration", "60", "--concurrency", "2"]
+    )
+
+    err = capsys.readouterr().err
+    assert exit_code == 1
+    assert time.perf_counter() - started < 20  # not the 60 s asked for
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: 127.0.0.1:")
+    assert f"the target never answered: {DEAD_TARGET_FAILURES} requests in a row failed" in line
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        ("missing-folder/latency.png", "does not exist"),
+        ("a-file/latency.png", "does not exist"),
+        ("latency.txt", "name it FILE.png"),
+        ("a-folder.png", "is a folder"),
+    ],
+)
+def test_a_plot_that_cannot_be_written_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, plot: str, message: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder.png").mkdir()
+    started = time.perf_counter()
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--target", "127.0.0.1:1", "--plot", str(tmp_path / plot), "--duration", "30"])
+
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2
+    assert time.perf_counter() - started < 5  # refused before any request
+    assert message in line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"hello\nworld\n", "is not a BERT WordPiece vocabulary: it lacks [CLS], [PAD], [SEP], [UNK]"),
+        (b"\xff\xfe\x00\x80", "cannot read the tokenizer"),
+    ],
+)
+def test_a_vocabulary_that_is_not_wordpiece_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message: str
+) -> None:
+    (tmp_path / "vocab.txt").write_bytes(content)
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--target", "127.0.0.1:1", "--text", "hi", "--tokenizer", str(tmp_path / "vocab.txt")])
+
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2
+    assert message in line
+
+
+def test_concurrency_beyond_one_process_is_refused_and_above_the_requests_capped(
+    server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--target", target(server, "grpc"), "--concurrency", str(cli.MAX_CONCURRENCY + 1)])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2
+    assert f"at most {cli.MAX_CONCURRENCY}" in line
+
+    exit_code, report, err = run_json(
+        capsys, "--target", target(server, "grpc"), "--concurrency", "50", "--requests", "5", "--warmup", "0"
+    )
+    assert exit_code == 0
+    assert "note: --concurrency 50 capped at 5, the number of requests" in err
+    assert report["settings"]["concurrency"] == 5

@@ -122,3 +122,98 @@ def test_a_missing_stack_is_a_clear_error(session: StubbedSession) -> None:
 
     with pytest.raises(EndpointNotFound, match=r"cannot read stack 'Nope'.*does not exist"):
         resolve("Nope", session)
+
+
+MULTI_OUTPUTS = {
+    **OUTPUTS,
+    "LoadBalancerDnsName": "nlb-1.elb.us-east-1.amazonaws.com",
+    "Model2ModelName": "distilbert",
+    "Model2ServiceName": "service-2",
+    "Model2GrpcPort": "8502",
+    "Model2RestPort": "8503",
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "grpc", "rest"), [(None, "8500", "8501"), ("bert", "8500", "8501"), ("distilbert", "8502", "8503")]
+)
+def test_every_model_of_a_several_model_stack_is_reached_by_name(
+    session: StubbedSession, model: str | None, grpc: str, rest: str
+) -> None:
+    describe_stacks(session, MULTI_OUTPUTS)
+
+    found = resolve("BertInferentia", session, model=model)
+
+    assert found.model == (model or "bert")
+    assert (found.target("grpc"), found.target("rest")) == (
+        f"nlb-1.elb.us-east-1.amazonaws.com:{grpc}",
+        f"nlb-1.elb.us-east-1.amazonaws.com:{rest}",
+    )
+
+
+def test_a_model_the_stack_does_not_serve_names_those_it_does(session: StubbedSession) -> None:
+    describe_stacks(session, MULTI_OUTPUTS)
+
+    with pytest.raises(EndpointNotFound, match=r"serves no model 'gpt': it serves bert, distilbert"):
+        resolve("BertInferentia", session, model="gpt")
+
+
+def test_no_region_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+
+    with pytest.raises(EndpointNotFound, match=r"set a region \(AWS_REGION"):
+        resolve("BertInferentia", boto3.session.Session())
+
+
+def test_no_credentials_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    # no instance metadata either: botocore would otherwise ask 169.254.169.254
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    with pytest.raises(EndpointNotFound, match=r"cannot read stack 'BertInferentia': Unable to locate credentials"):
+        resolve("BertInferentia", boto3.session.Session(region_name="us-east-1"))
+
+
+def test_the_tunnel_forwards_a_local_port_through_an_instance_to_the_models_port(session: StubbedSession) -> None:
+    from tools.tunnel import DOCUMENT, plan  # noqa: PLC0415
+
+    describe_stacks(session, MULTI_OUTPUTS)
+    instance_arn = "arn:aws:ecs:us-east-1:111111111111:container-instance/cluster-1/def"
+    session.stubs["ecs"].add_response(
+        "list_container_instances",
+        {"containerInstanceArns": [instance_arn]},
+        {"cluster": "cluster-1", "status": "ACTIVE"},
+    )
+    session.stubs["ecs"].add_response(
+        "describe_container_instances",
+        {"containerInstances": [{"containerInstanceArn": instance_arn, "ec2InstanceId": "i-0123"}]},
+        {"cluster": "cluster-1", "containerInstances": [instance_arn]},
+    )
+    session.region_name = "us-east-1"  # type: ignore[attr-defined]
+
+    command = plan("BertInferentia", "rest", "distilbert", None, session)
+
+    assert command == [
+        *("aws", "ssm", "start-session", "--region", "us-east-1", "--target", "i-0123"),
+        *("--document-name", DOCUMENT),
+        *("--parameters", "host=nlb-1.elb.us-east-1.amazonaws.com,portNumber=8503,localPortNumber=8503"),
+    ]
+
+
+def test_a_parked_stack_has_no_instance_to_tunnel_through(session: StubbedSession) -> None:
+    from tools.tunnel import TunnelError, plan  # noqa: PLC0415
+
+    describe_stacks(session, {**OUTPUTS, "LoadBalancerDnsName": "nlb-1"})
+    session.stubs["ecs"].add_response(
+        "list_container_instances", {"containerInstanceArns": []}, {"cluster": "cluster-1", "status": "ACTIVE"}
+    )
+    session.region_name = "us-east-1"  # type: ignore[attr-defined]
+
+    with pytest.raises(TunnelError, match="has no instance to tunnel through"):
+        plan("BertInferentia", "grpc", None, 9000, session)

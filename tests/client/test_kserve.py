@@ -136,7 +136,7 @@ def test_the_stack_tells_the_client_which_api_it_serves(
     server: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     found = StackEndpoint("127.0.0.1", server.grpc_port, server.rest_port, "bert", "inf2.xlarge", "kserve")
-    monkeypatch.setattr("client.endpoint.resolve", lambda _name: found)
+    monkeypatch.setattr("client.endpoint.resolve", lambda _name, model=None: found)
 
     code, report = run_json(capsys, "--stack", "BertInferentia", "--requests", "3", "--warmup", "0")
 
