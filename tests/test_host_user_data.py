@@ -254,7 +254,9 @@ def test_shellcheck_passes_on_the_rendered_user_data(synth: SynthFn, variant: st
 
 def test_shellcheck_passes_on_every_shell_script_in_the_repository() -> None:
     root = Path(__file__).resolve().parent.parent
-    scripts = sorted({AWAIT_NEURON_DEVICES, *root.glob("docker/*/*.sh"), root / ".ci" / "run"})
+    scripts = sorted(
+        {AWAIT_NEURON_DEVICES, *root.glob("docker/*/*.sh"), *root.glob("tools/*.sh"), root / ".ci" / "run"}
+    )
 
     result = subprocess.run(
         [str(SHELLCHECK), "--format=json1", *map(str, scripts)],

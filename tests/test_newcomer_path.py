@@ -190,3 +190,36 @@ def test_make_bench_passes_every_client_option_as_typed(tmp_path: Path) -> None:
     assert report["settings"]["protocol"] == "rest"
     assert report["requests"] == 3
     assert "error: 3 of 3 requests failed" in result.stderr
+
+
+def test_npx_cdk_typed_by_hand_runs_the_app_in_the_projects_venv(tmp_path: Path) -> None:
+    """cdk.json's app is tools/cdk-app.sh: the project's .venv without activating it, one line on a bad setting."""
+    app_command = json.loads((ROOT / "cdk.json").read_text())["app"]
+    env = {
+        "PATH": "/usr/bin:/bin",  # no venv on PATH: as typed in a fresh shell
+        "CDK_CONTEXT_JSON": json.dumps({**CDK_JSON_CONTEXT, "instancetype": "inf2.xlarge"}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+
+    result = subprocess.run(
+        app_command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: Unknown setting 'instancetype': did you mean 'instanceType'? "
+        "The settings are listed in the README, 'Settings'"
+    ]
+
+
+def test_without_a_venv_the_app_says_what_to_run(tmp_path: Path) -> None:
+    (tmp_path / "tools").mkdir()
+    launcher = tmp_path / "tools" / "cdk-app.sh"
+    launcher.write_text((ROOT / "tools" / "cdk-app.sh").read_text())
+
+    result = subprocess.run(["sh", str(launcher)], capture_output=True, text=True, timeout=30, check=False)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no .venv in {tmp_path}: run 'make synth' once (it installs everything)"
+    ]
