@@ -20,7 +20,7 @@ CDK_CLI := $(BIN)/python -m tools.cdk_cli
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth bootstrap test lint typecheck unit snapshot-update deploy diff destroy bench tunnel bench-local bench-synth proto constraints clean model model-check model-upload
+.PHONY: setup synth bootstrap test lint typecheck unit snapshot-update deploy diff destroy bench tunnel triton-check bench-local bench-synth proto constraints clean model model-check model-upload
 
 $(PY_STAMP): requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,18 @@ tunnel: $(PY_STAMP)
 bench-local: $(PY_STAMP)
 	$(BIN)/python -m tools.bench_local
 
+# The Triton stack's parts (make model SERVER=triton, serve_triton.py's repository, model.py, the client's
+# KServe transports, the sidecar's metrics parser) against a real tritonserver on this CPU, in a venv of
+# its own (tools/triton_check.py; about 40 s once installed). Not part of make test: the minute is spent.
+TRITON_VENV := .triton-venv
+$(TRITON_VENV)/.installed: requirements-triton.txt
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-triton.txt
+	touch $@
+
+triton-check: $(PY_STAMP) $(TRITON_VENV)/.installed
+	$(BIN)/python -m tools.triton_check --triton-venv $(TRITON_VENV)
+
 # Regenerates the client's TF Serving messages from client/tfs_api/tensorflow_serving.proto.
 proto: $(PY_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/tfs_api/tensorflow_serving.proto
@@ -100,7 +112,7 @@ constraints:
 	  /tmp/constraints-venv/bin/pip freeze | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; } > constraints.txt
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(TRITON_VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # A model for the server: make model [FAMILY=inf1|inf2|cpu] [SERVER=tfserving|triton] [CHECKPOINT=id|dir]
 # [OUT=dir] [VERSION=n] [BATCH=n] [SEQ=n] [TINY=1]; empty variables take their defaults (README,

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from components.model_image import DOCKER_DIR
 from contracts import metrics
+from tests.conftest import ROOT
 from tests.emf_spec import violations
 
 SIDECAR = DOCKER_DIR / "neuron-monitor"
@@ -254,3 +255,18 @@ def test_the_sidecar_publishes_tritons_figures_once_per_neuron_monitor_report(tr
 
 def test_without_a_triton_url_the_sidecar_publishes_no_server_figures() -> None:
     assert run_sidecar({}, reports=2) == []
+
+
+def test_a_real_tritons_metrics_give_every_figure_the_sidecar_publishes() -> None:
+    # captured from pytriton's tritonserver 2.51 serving this project's model (make triton-check reproduces it)
+    text = (ROOT / "tests" / "data" / "triton-2.51-metrics.txt").read_text()
+
+    read = triton_emf.totals(text, "bert")
+
+    assert set(read) == {*triton_emf.COUNTS, *triton_emf.DURATIONS, *triton_emf.GAUGES}
+    later = {name: value * 2 for name, value in read.items()}
+    figures = triton_emf.figures(read, later)
+    assert figures[metrics.INFERENCE_REQUESTS] == (read["nv_inference_request_success"], "Count")
+    assert figures[metrics.QUEUE_TIME][0] == pytest.approx(
+        read["nv_inference_queue_duration_us"] / read["nv_inference_request_success"] / 1000
+    )
