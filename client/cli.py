@@ -29,7 +29,7 @@ from client.load import LoadPlan, LoadRunner
 from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
 from client.report import Cost, RunReport, RunSettings, json_line, plot, render_table
 from client.stats import Summary, cost_per_million, summarize
-from client.transport import API_TFSERVING, APIS, RequestFailed, Transport, open_transport
+from client.transport import API_KSERVE, API_TFSERVING, APIS, RequestFailed, Transport, open_transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_AFTER_S = 1.0
@@ -314,7 +314,8 @@ async def _status(args: argparse.Namespace) -> int:
     finally:
         await transport.close()
     for version, state in versions:
-        print(f"{model} version {version}: {state}")
+        # KServe's readiness is the model's, not a version's
+        print(f"{model}: {state}" if destination.api == API_KSERVE else f"{model} version {version}: {state}")
     available = any(state in SERVING_STATES for _, state in versions)
     return EXIT_OK if available else EXIT_FAILED
 

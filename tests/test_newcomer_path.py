@@ -223,3 +223,13 @@ def test_without_a_venv_the_app_says_what_to_run(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"error: no .venv in {tmp_path}: run 'make synth' once (it installs everything)"
     ]
+
+
+def test_no_command_in_the_readme_needs_the_venv_activated() -> None:
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+    typed = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    typed += re.findall(r"\| `((?:python|pytest|python3|mypy|ruff|cdk)\b[^`]*)` \|", README)
+
+    bare = [line for line in typed if re.match(r"(python3?|pytest|mypy|ruff|cdk)\b", line)]
+    assert typed
+    assert bare == [], "type .venv/bin/<tool>, npx cdk or a make target instead"

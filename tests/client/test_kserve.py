@@ -129,7 +129,7 @@ def test_status_reports_kserve_readiness(
     result = cli.main(["status", "--target", target(server, protocol), "--protocol", protocol, "--api", "kserve"])
 
     assert result == code
-    assert capsys.readouterr().out.strip() == f"bert version 0: {state}"
+    assert capsys.readouterr().out.strip() == f"bert: {state}"
 
 
 def test_the_stack_tells_the_client_which_api_it_serves(
