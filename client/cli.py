@@ -35,6 +35,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_AFTER_S = 1.0
 # Callers one process drives: asyncio tasks are cheap, but each is a request kept in flight.
 MAX_CONCURRENCY = 10_000
+DEFAULT_REQUESTS = 100
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -99,7 +100,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     _common(load)
     amount = load.add_mutually_exclusive_group()
-    amount.add_argument("--requests", type=_positive_int, help="measured requests (default 100)")
+    amount.add_argument("--requests", type=_positive_int, help=f"measured requests (default {DEFAULT_REQUESTS})")
     amount.add_argument("--duration", type=_positive_float, help="measure for this many seconds")
     shape = load.add_mutually_exclusive_group()
     shape.add_argument("--concurrency", type=_positive_int, help="closed loop: requests in flight (default 1)")
@@ -216,7 +217,7 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return EXIT_FAILED
     target, model, instance_type = destination.target, destination.model, destination.instance_type
     plan = LoadPlan(
-        requests=args.requests if args.requests or args.duration else 100,
+        requests=_measured_requests(args),
         duration=args.duration,
         concurrency=None if args.rate else (args.concurrency or 1),
         rate=args.rate,
@@ -331,8 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot is not None:
         _check_writable(args.plot, load_parser)
     if args.concurrency is not None:
-        args.concurrency = _held_concurrency(args.concurrency, args.requests, args.protocol, load_parser)
+        args.concurrency = _held_concurrency(args.concurrency, _measured_requests(args), args.protocol, load_parser)
     return asyncio.run(_load(args, load_parser))
+
+
+def _measured_requests(args: argparse.Namespace) -> int | None:
+    """--requests, or DEFAULT_REQUESTS when neither it nor --duration is given; None in duration mode."""
+    return args.requests if args.requests or args.duration else DEFAULT_REQUESTS
 
 
 def _check_writable(path: Path, parser: argparse.ArgumentParser) -> None:

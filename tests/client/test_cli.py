@@ -372,3 +372,8 @@ def test_concurrency_beyond_one_process_is_refused_and_above_the_requests_capped
     assert exit_code == 0
     assert "note: --concurrency 50 capped at 5, the number of requests" in err
     assert report["settings"]["concurrency"] == 5
+
+    # without --requests, the default count caps it
+    _, report, err = run_json(capsys, "--target", target(server, "grpc"), "--concurrency", "500", "--warmup", "0")
+    assert f"capped at {cli.DEFAULT_REQUESTS}" in err
+    assert report["settings"]["concurrency"] == cli.DEFAULT_REQUESTS
