@@ -12,7 +12,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 from components.model_image import DOCKER_DIR
 from contracts import metrics
 from tests.emf_spec import violations
+from tests.loopback import serving
 
 EXPORTER = DOCKER_DIR / "neuron-monitor" / "neuron_emf.py"
 sys.path.insert(0, str(EXPORTER.parent))
@@ -237,13 +237,8 @@ class _TaskMetadata(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def metadata_endpoint() -> Iterator[tuple[str, type[_TaskMetadata]]]:
     handler = type("Handler", (_TaskMetadata,), {"status": 200})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v4/container-id", handler
-    finally:
-        server.shutdown()
+    with serving(handler) as port:
+        yield f"http://127.0.0.1:{port}/v4/container-id", handler
 
 
 def run_exporter(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from components.functions import lift_scale_in_protection as lifter
 from components.scale_in_protection import HANDLER
 from tests.cfn_graph import delete_waves, dependencies, depends_on
 from tests.conftest import ASG_VARIANTS, Synthesized
+from tests.loopback import serving
 
 SynthFn = Callable[[str], Synthesized]
 GROUP = "BertInferentia-CapacityAutoScalingGroup-ABC"
@@ -71,12 +71,8 @@ class _CloudFormation(http.server.BaseHTTPRequestHandler):
 def cloudformation() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     responses: list[dict[str, Any]] = []
     handler = type("Handler", (_CloudFormation,), {"answers": responses})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/presigned?signature=x", responses
-    finally:
-        server.shutdown()
+    with serving(handler) as port:
+        yield f"http://127.0.0.1:{port}/presigned?signature=x", responses
 
 
 def event(request_type: str, url: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from config.engines import TF_SERVING
 from tests.conftest import VARIANTS, Synthesized
+from tests.loopback import serving
 
 SynthFn = Callable[[str], Synthesized]
 
@@ -129,12 +129,8 @@ def tf_serving_rest() -> Iterator[tuple[int, dict[str, Any]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield server.server_address[1], answers
-    finally:
-        server.shutdown()
+    with serving(Handler) as port:
+        yield port, answers
 
 
 def test_libnrt_health_check_waits_for_the_model_to_be_available(synth: SynthFn) -> None:

@@ -12,7 +12,6 @@ import json
 import math
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from components.model_image import DOCKER_DIR
 from contracts import metrics
 from tests.conftest import ROOT
 from tests.emf_spec import violations
+from tests.loopback import serving
 
 SIDECAR = DOCKER_DIR / "neuron-monitor"
 sys.path.insert(0, str(SIDECAR))
@@ -220,13 +220,8 @@ class _TritonMetrics(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def triton_metrics() -> Iterator[str]:
     handler = type("Handler", (_TritonMetrics,), {"texts": [triton_text(FIRST), triton_text(SECOND)]})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    finally:
-        server.shutdown()
+    with serving(handler) as port:
+        yield f"http://127.0.0.1:{port}/metrics"
 
 
 def run_sidecar(env: dict[str, str], reports: int) -> list[dict[str, Any]]:
