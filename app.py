@@ -23,7 +23,8 @@ def build_app(app: cdk.App) -> BertInferenceStack:
         app,
         settings.stack_name,
         settings=settings,
-        description="BERT on TensorFlow Serving for AWS Neuron, on Amazon ECS with Inferentia instances",
+        description=f"BERT on {settings.profile.engine.long_name} for AWS Neuron, on Amazon ECS with Inferentia "
+        "instances",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack

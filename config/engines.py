@@ -27,7 +27,9 @@ class EngineFacts:
 
     engine: ServingEngine
     display_name: str
-    """How descriptions and errors name it."""
+    """How errors and the README name it."""
+    long_name: str
+    """Its full name, for the stack's description."""
     api: str
     """The client's ``--api`` for it: TF Serving's own API, or KServe v2 (the Open Inference Protocol)."""
     dockerfile: str
@@ -80,6 +82,7 @@ class EngineFacts:
 TF_SERVING = EngineFacts(
     engine=ServingEngine.TFSERVING,
     display_name="TF Serving",
+    long_name="TensorFlow Serving",
     api="tfserving",
     dockerfile="Dockerfile",
     model_file="saved_model.pb",
@@ -89,6 +92,7 @@ TF_SERVING = EngineFacts(
 TRITON = EngineFacts(
     engine=ServingEngine.TRITON,
     display_name="Triton",
+    long_name="Triton Inference Server",
     api="kserve",
     dockerfile="Dockerfile.triton",
     model_file="model.pt",
