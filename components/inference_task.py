@@ -328,6 +328,9 @@ class InferenceTaskDefinition(Construct):
             logging=self._logging(containers.NEURON_MONITOR),
         )
         if metrics_url and not self._profile.task_networking:
+            # The ECS agent turns a link into a START dependency on the linked container, so the
+            # sidecar starts after the server (amazon-ecs-agent agent/api/task/task.go, "Handle
+            # ordering for Links"); the scraper also retries until Triton answers.
             monitor.add_link(server, SERVER_LINK_ALIAS)
 
     def _add_rtd_containers(
