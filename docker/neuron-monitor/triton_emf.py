@@ -107,14 +107,18 @@ class TritonScrape:
     def __init__(self, url: str, *, model: Optional[str] = None, fetch: Callable[[str], str] = _fetch) -> None:
         self._url, self._model, self._fetch = url, model, fetch
         self._previous: Optional[dict[str, float]] = None
+        self._unavailable = False
 
     def __call__(self) -> Figures:
         try:
             current = totals(self._fetch(self._url), self._model)
         except (OSError, ValueError) as error:
-            # Not up yet, or restarting: the next scrape starts afresh.
-            print(f"triton_emf: {self._url} unavailable ({error})", file=sys.stderr)
-            self._previous = None
+            # Not up yet (a model loads for minutes), or restarting: said once per outage, and the
+            # next scrape that answers starts afresh.
+            if not self._unavailable:
+                print(f"triton_emf: {self._url} unavailable ({error}); retrying each report", file=sys.stderr)
+            self._unavailable, self._previous = True, None
             return {}
+        self._unavailable = False
         previous, self._previous = self._previous, current
         return figures(previous, current)
