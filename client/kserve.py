@@ -8,14 +8,10 @@ pins protobuf below the version the rest of the client uses.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 from typing import Any
 
-import aiohttp
 import grpc
-from google.protobuf.message import DecodeError
 
 from client.inputs import BertInputs
 from client.kserve_api.kserve_pb2 import (
@@ -24,7 +20,7 @@ from client.kserve_api.kserve_pb2 import (
     ModelReadyRequest,
     ModelReadyResponse,
 )
-from client.transport import MAX_MESSAGE_BYTES, RequestFailed, RestTransport, grpc_failure, passthrough
+from client.transport import GrpcChannels, RestTransport, grpc_failure
 from contracts.model_signature import OUTPUT_NAME
 
 INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
@@ -62,32 +58,19 @@ def infer_body(inputs: BertInputs) -> dict[str, Any]:
     }
 
 
-class KServeGrpcTransport:
+class KServeGrpcTransport(GrpcChannels):
     """``GRPCInferenceService/ModelInfer`` over one or more HTTP/2 channels, used round-robin."""
 
     def __init__(self, target: str, *, model: str, inputs: BertInputs, timeout: float, channels: int = 1) -> None:
-        self._timeout = timeout
+        super().__init__(
+            target,
+            method=INFER_METHOD,
+            payload=infer_request(model, inputs).SerializeToString(),
+            response_type=ModelInferResponse,
+            timeout=timeout,
+            channels=channels,
+        )
         self._model = model
-        self._payload = infer_request(model, inputs).SerializeToString()
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.use_local_subchannel_pool", 1)]
-        self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(max(1, channels))]
-        self._calls = [
-            channel.unary_unary(INFER_METHOD, request_serializer=passthrough, response_deserializer=passthrough)
-            for channel in self._channels
-        ]
-        self._next = itertools.cycle(self._calls)
-
-    async def predict(self) -> None:
-        try:
-            answer = await next(self._next)(self._payload, timeout=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            raise grpc_failure(error) from None
-        try:
-            response = ModelInferResponse.FromString(answer)
-        except DecodeError:
-            raise RequestFailed("BAD_RESPONSE", "ModelInferResponse does not parse") from None
-        if not response.outputs:
-            raise RequestFailed("BAD_RESPONSE", "ModelInferResponse has no outputs")
 
     async def model_status(self) -> list[tuple[int, str]]:
         call = self._channels[0].unary_unary(
@@ -100,9 +83,6 @@ class KServeGrpcTransport:
         except grpc.aio.AioRpcError as error:
             raise grpc_failure(error) from None
         return [(0, READY if response.ready else NOT_READY)]
-
-    async def close(self) -> None:
-        await asyncio.gather(*(channel.close() for channel in self._channels))
 
 
 class KServeRestTransport(RestTransport):
@@ -120,13 +100,5 @@ class KServeRestTransport(RestTransport):
 
     async def model_status(self) -> list[tuple[int, str]]:
         """200 when ready, 400 when not (KServe v2 health API); anything else is a failure."""
-        try:
-            async with self._client().get(self._status_url) as response:
-                body = await response.read()
-        except TimeoutError:
-            raise RequestFailed("TIMEOUT") from None
-        except aiohttp.ClientError as error:
-            raise RequestFailed("CONNECTION_ERROR", str(error)) from None
-        if response.status in (200, 400):
-            return [(0, READY if response.status == 200 else NOT_READY)]
-        raise RequestFailed(f"HTTP {response.status}", body[:200].decode(errors="replace"))
+        status, _ = await self._send("GET", self._status_url, accepted=(200, 400))
+        return [(0, READY if status == 200 else NOT_READY)]

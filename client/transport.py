@@ -93,15 +93,19 @@ def channels_for(concurrency: int) -> int:
     return max(1, -(-concurrency // STREAMS_PER_CHANNEL))
 
 
-class GrpcTransport:
-    """``PredictionService/Predict`` over one or more HTTP/2 channels, used round-robin."""
+class GrpcChannels:
+    """One unary method over one or more HTTP/2 channels, used round-robin, sending the same encoded
+    request each time; a reply that is not a ``response_type`` with outputs is BAD_RESPONSE.
+
+    The base of both gRPC transports: TF Serving's ``Predict`` and KServe's ``ModelInfer``.
+    """
 
     def __init__(
-        self, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, channels: int = 1
+        self, target: str, *, method: str, payload: bytes, response_type: Any, timeout: float, channels: int
     ) -> None:
         self._timeout = timeout
-        self._model = model
-        self._payload = predict_request(model, signature, inputs).SerializeToString()
+        self._payload = payload
+        self._response_type = response_type
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             # Separate channels must not share one subchannel, or they share one connection.
@@ -111,7 +115,7 @@ class GrpcTransport:
         self._calls = [
             # Raw bytes both ways: the request is encoded once, and a response that does not parse
             # becomes BAD_RESPONSE here rather than a logged traceback inside grpc.
-            channel.unary_unary(PREDICT_METHOD, request_serializer=passthrough, response_deserializer=passthrough)
+            channel.unary_unary(method, request_serializer=passthrough, response_deserializer=passthrough)
             for channel in self._channels
         ]
         self._next = itertools.cycle(self._calls)
@@ -121,12 +125,33 @@ class GrpcTransport:
             answer = await next(self._next)(self._payload, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             raise grpc_failure(error) from None
+        name = self._response_type.__name__
         try:
-            response = PredictResponse.FromString(answer)
+            response = self._response_type.FromString(answer)
         except DecodeError:
-            raise RequestFailed("BAD_RESPONSE", "PredictResponse does not parse") from None
+            raise RequestFailed("BAD_RESPONSE", f"{name} does not parse") from None
         if not response.outputs:
-            raise RequestFailed("BAD_RESPONSE", "PredictResponse has no outputs")
+            raise RequestFailed("BAD_RESPONSE", f"{name} has no outputs")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self._channels))
+
+
+class GrpcTransport(GrpcChannels):
+    """``PredictionService/Predict`` over one or more HTTP/2 channels, used round-robin."""
+
+    def __init__(
+        self, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, channels: int = 1
+    ) -> None:
+        super().__init__(
+            target,
+            method=PREDICT_METHOD,
+            payload=predict_request(model, signature, inputs).SerializeToString(),
+            response_type=PredictResponse,
+            timeout=timeout,
+            channels=channels,
+        )
+        self._model = model
 
     async def model_status(self) -> list[tuple[int, str]]:
         call = self._channels[0].unary_unary(
@@ -141,9 +166,6 @@ class GrpcTransport:
         return [
             (status.version, ModelVersionStatus.State.Name(status.state)) for status in response.model_version_status
         ]
-
-    async def close(self) -> None:
-        await asyncio.gather(*(channel.close() for channel in self._channels))
 
 
 def grpc_failure(error: grpc.aio.AioRpcError) -> RequestFailed:
@@ -179,7 +201,8 @@ class RestTransport:
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
-    async def _request(self, method: str, url: str, check: Callable[[Any], bool]) -> Any:
+    async def _send(self, method: str, url: str, *, accepted: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
+        """The status and body of one call; a status outside ``accepted``, or no answer, raises."""
         try:
             async with self._client().request(
                 method,
@@ -188,8 +211,9 @@ class RestTransport:
                 headers={"Content-Type": "application/json"},
             ) as response:
                 body = await response.read()
-                if response.status != 200:
+                if response.status not in accepted:
                     raise RequestFailed(f"HTTP {response.status}", body[:200].decode(errors="replace"))
+                return response.status, body
         except TimeoutError:
             raise RequestFailed("TIMEOUT") from None
         except aiohttp.ClientConnectorError as error:
@@ -197,6 +221,9 @@ class RestTransport:
             raise RequestFailed(code, str(error)) from None
         except aiohttp.ClientError as error:
             raise RequestFailed("CONNECTION_ERROR", str(error)) from None
+
+    async def _request(self, method: str, url: str, check: Callable[[Any], bool]) -> Any:
+        _, body = await self._send(method, url)
         try:
             document = json.loads(body)
         except ValueError:
@@ -257,6 +284,7 @@ def open_transport(
 __all__ = [
     "PREDICT_METHOD",
     "STATUS_METHOD",
+    "GrpcChannels",
     "GrpcTransport",
     "RequestFailed",
     "RestTransport",
