@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -20,17 +19,10 @@ from config.profile import Sidecar
 from contracts import containers, metrics, model_signature, outputs
 from contracts import task_environment as env
 from tests.conftest import ROOT, VARIANTS, Synthesized
+from tests.scripts import load_script
 
 SynthFn = Callable[[str], Synthesized]
 DOCKER = ROOT / "docker"
-
-
-def _script_module(path: Path) -> ModuleType:
-    sys.path.insert(0, str(path.parent))
-    try:
-        return __import__(path.stem)
-    finally:
-        sys.path.remove(str(path.parent))
 
 
 def _constants(module: ModuleType) -> dict[str, object]:
@@ -41,8 +33,8 @@ CONTRACT_NAMES = set(_constants(env).values())
 
 
 def test_the_metrics_exporter_writes_the_names_the_stack_reads() -> None:
-    exporter = _script_module(DOCKER / "neuron-monitor" / "neuron_emf.py")
-    triton = _script_module(DOCKER / "neuron-monitor" / "triton_emf.py")
+    exporter = load_script(DOCKER / "neuron-monitor" / "neuron_emf.py")
+    triton = load_script(DOCKER / "neuron-monitor" / "triton_emf.py")
 
     assert exporter.DEFAULT_NAMESPACE == metrics.NAMESPACE
     assert (exporter.CLUSTER, exporter.SERVICE, exporter.TASK, exporter.NEURON_CORE) == (
@@ -81,7 +73,7 @@ def test_the_metrics_exporter_writes_the_names_the_stack_reads() -> None:
 
 
 def test_the_core_slot_script_reads_the_names_the_task_sets() -> None:
-    slot_script = _script_module(DOCKER / "model-server" / "neuron_slot.py")
+    slot_script = load_script(DOCKER / "model-server" / "neuron_slot.py")
 
     copies = _constants(slot_script)
     names = {value for name, value in copies.items() if name.startswith("NEURON_") and isinstance(value, str)}
@@ -123,7 +115,7 @@ def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
 
 
 def test_the_batch_size_script_reads_the_record_make_model_writes() -> None:
-    script = _script_module(DOCKER / "model-server" / "batch_sizes.py")
+    script = load_script(DOCKER / "model-server" / "batch_sizes.py")
 
     assert script.BUILD_RECORD == model_signature.BUILD_RECORD
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from components.model_image import DOCKER_DIR
+from tests.scripts import load_script
 
 SLOT_SCRIPT = DOCKER_DIR / "model-server" / "neuron_slot.py"
-# Loaded from its file, not by putting docker/model-server on sys.path for the whole session: that
-# folder's names (model/, triton-server/) must not shadow packages other tests import.
-_spec = importlib.util.spec_from_file_location("neuron_slot", SLOT_SCRIPT)
-assert _spec is not None
-assert _spec.loader is not None
-neuron_slot = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(neuron_slot)
+neuron_slot = load_script(SLOT_SCRIPT)
 
 
 def start_server(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from components.model_image import DOCKER_DIR
 from tests.conftest import ROOT
+from tests.scripts import load_script
 
 TRITON_DIR = DOCKER_DIR / "model-server" / "triton-server"
 
@@ -66,12 +66,7 @@ def model_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
         setattr(utils, value.__name__, value)
     utils.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
-    spec = importlib.util.spec_from_file_location("triton_model_under_test", TRITON_DIR / "model.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TRITON_DIR / "model.py", "triton_model_under_test")
 
 
 @dataclass
@@ -218,12 +213,7 @@ def test_a_bad_request_fails_alone_and_the_others_are_answered(
 @pytest.fixture
 def serve_triton(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.syspath_prepend(str(DOCKER_DIR / "model-server"))
-    spec = importlib.util.spec_from_file_location("serve_triton_under_test", TRITON_DIR / "serve_triton.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TRITON_DIR / "serve_triton.py", "serve_triton_under_test")
 
 
 def test_the_repository_holds_the_config_and_each_version_with_model_py(

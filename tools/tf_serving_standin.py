@@ -18,6 +18,7 @@ import json
 import signal
 import threading
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,20 @@ def _grpc_first_rows(request: PredictRequest) -> dict[str, tuple[int, ...]]:
         )
         rows[name] = tuple(int(v) for v in values[: shape[-1] if shape else 1])
     return rows
+
+
+@contextlib.asynccontextmanager
+async def _grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """A refused request as the gRPC status a model server answers with: unknown model NOT_FOUND, a bad
+    request INVALID_ARGUMENT, a dropped one UNAVAILABLE (``context.abort`` ends the call)."""
+    try:
+        yield
+    except LookupError as error:
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+    except InvalidRequest as error:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    except ConnectionAbortedError as error:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
 
 
 def _check_grpc_inputs(request: PredictRequest) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -170,16 +185,10 @@ class LocalServer:
     # --- gRPC ---
 
     async def _grpc_predict(self, request: PredictRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
+        async with _grpc_errors(context):
             inputs = _check_grpc_inputs(request)
             spec = request.model_spec
             await self._predict(Received("grpc", spec.name, spec.signature_name, inputs, _grpc_first_rows(request)))
-        except LookupError as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-        except InvalidRequest as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except ConnectionAbortedError as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         batch = next(iter(inputs.values()))[1][0]
         response = PredictResponse(model_spec=ModelSpec(name=request.model_spec.name))
         response.outputs["logits"].CopyFrom(tensor_proto(np.zeros((batch, 2), dtype=np.float32)))
@@ -200,15 +209,9 @@ class LocalServer:
         )
 
     async def _grpc_infer(self, request: ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
+        async with _grpc_errors(context):
             inputs, rows = _check_kserve_inputs(request)
             await self._predict(Received("kserve-grpc", request.model_name, "", inputs, rows))
-        except LookupError as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-        except InvalidRequest as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except ConnectionAbortedError as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         batch = next(iter(inputs.values()))[1][0]
         response = ModelInferResponse(model_name=request.model_name, model_version="1")
         response.outputs.add(name="logits", datatype="FP32", shape=[batch, 2])
