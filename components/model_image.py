@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Annotations
+from aws_cdk import Annotations, IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from config.neuron_releases import NeuronPackage
+from config.neuron_releases import os_pins, pip_pins
 from config.placement import ModelSettings
 from config.profile import RuntimeProfile
 
@@ -18,25 +18,23 @@ DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 MODEL_DIR = DOCKER_DIR / "model-server" / "model"
 
 
-def version_build_arg(package: NeuronPackage) -> str:
-    """The Dockerfiles' build argument for a package's version, e.g. ``AWS_NEURONX_TOOLS_VERSION``."""
-    return package.name.upper().replace("-", "_") + "_VERSION"
-
-
-def neuron_build_args(
-    *, server: tuple[NeuronPackage, ...] = (), others: tuple[NeuronPackage, ...] = ()
-) -> dict[str, str]:
-    """Build arguments carrying the release table's versions into a Dockerfile.
-
-    The first ``server`` package is the model server, whose name differs between layouts
-    (``SERVER_PACKAGE``/``SERVER_VERSION``); every other package has its own version argument.
-    """
-    args: dict[str, str] = {}
-    if server:
-        args |= {"SERVER_PACKAGE": server[0].name, "SERVER_VERSION": server[0].version}
-    for package in (*server[1:], *others):
-        args[version_build_arg(package)] = package.version
-    return args
+def image_asset(
+    scope: Construct, construct_id: str, *, dockerfile: str, build_args: dict[str, str]
+) -> ecr_assets.DockerImageAsset:
+    """An image built from ``docker/<dockerfile>`` with docker/ as its context, holding only what
+    ``<dockerfile>.dockerignore`` admits (the images share ``docker/neuron-packages``)."""
+    ignore_file = DOCKER_DIR / f"{dockerfile}.dockerignore"
+    patterns = [line for line in ignore_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return ecr_assets.DockerImageAsset(
+        scope,
+        construct_id,
+        directory=str(DOCKER_DIR),
+        file=dockerfile,
+        exclude=patterns,
+        ignore_mode=IgnoreMode.DOCKER,
+        platform=ecr_assets.Platform.LINUX_AMD64,
+        build_args=build_args,
+    )
 
 
 def has_saved_model(model_dir: Path, model_file: str = "saved_model.pb") -> bool:
@@ -66,28 +64,25 @@ class ModelServerImages(Construct):
         model_in_image = model.s3 is None
         releases = profile.releases
 
-        self.server_asset = ecr_assets.DockerImageAsset(
+        self.server_asset = image_asset(
             self,
             "ServerImage",
-            directory=str(DOCKER_DIR / "model-server"),
-            # the TF Serving image's Dockerfile is the default one: no file property, no asset hash change
-            file=profile.engine.dockerfile if profile.engine.dockerfile != "Dockerfile" else None,
-            platform=ecr_assets.Platform.LINUX_AMD64,
+            dockerfile=f"model-server/{profile.engine.dockerfile}",
             build_args={
                 "BASE_IMAGE": profile.base_image,
-                **neuron_build_args(server=releases.server),
+                "NEURON_OS_PACKAGES": os_pins(releases.server),
+                **({"NEURON_PIP_PACKAGES": pip_pins(releases.server)} if pip_pins(releases.server) else {}),
                 "MODEL_NAME": model.name,
                 "GRPC_PORT": str(model.grpc_port),
                 "REST_PORT": str(model.rest_port),
                 "MODEL_IN_IMAGE": "true" if model_in_image else "false",
             },
         )
-        self.sidecar_asset = ecr_assets.DockerImageAsset(
+        self.sidecar_asset = image_asset(
             self,
             "SidecarImage",
-            directory=str(DOCKER_DIR / profile.sidecar.value),
-            platform=ecr_assets.Platform.LINUX_AMD64,
-            build_args=neuron_build_args(others=releases.monitor),
+            dockerfile=f"{profile.sidecar.value}/Dockerfile",
+            build_args={"NEURON_OS_PACKAGES": os_pins(releases.monitor)},
         )
         self.server_image = ecs.ContainerImage.from_docker_image_asset(self.server_asset)
         self.sidecar_image = ecs.ContainerImage.from_docker_image_asset(self.sidecar_asset)

@@ -1,8 +1,11 @@
 """The Neuron release each image comes from, and the exact version of every Neuron package it installs.
 
 This is the one place a Neuron package version is written. The images take every version from
-here as a build argument (``components/model_image.py``); ``tests/test_neuron_releases.py`` fails
-on a pin in a Dockerfile that is not in this table and on a version that is not in the manifest.
+here as a build argument (``components/model_image.py``) and install OS packages through
+``docker/neuron-packages/neuron-install.sh``, which matches each version exactly, with or without the
+build suffix Neuron's packages carry; ``tests/test_neuron_releases.py`` fails on a version that is not
+in the manifest and on an image that installs anything else. Each set also names the range of
+host drivers its runtime runs on, which the instances check before they join the cluster.
 
 Source of every 2.x version: Neuron's release manifest, aws-neuron/aws-neuron-sdk
 ``src/helperscripts/n2-manifest.json`` (manifest 2.32.0, commit a3247f5b, 2026-08-17); the
@@ -18,10 +21,35 @@ from config.hardware import NeuronFamily
 
 @dataclass(frozen=True)
 class NeuronPackage:
-    """One package pinned to one version, as ``dnf install <name>-<version>`` or ``pip install <name>==<version>``."""
+    """One package pinned to one version: an OS package from Neuron's yum or apt repository (installed by
+    ``neuron-install.sh``), or a wheel from Neuron's pip repository (``pip install <name>==<version>``)."""
 
     name: str
     version: str
+    pip: bool = False
+
+    @property
+    def pin(self) -> str:
+        """``name=version`` for neuron-install.sh, ``name==version`` for pip."""
+        return f"{self.name}=={self.version}" if self.pip else f"{self.name}={self.version}"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """A dotted version as numbers, for comparison: "2.30.2.0" -> (2, 30, 2, 0)."""
+    return tuple(int(part) for part in version.split("."))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverRange:
+    """The host ``aws-neuronx-dkms`` driver versions a set's runtime runs on: from ``lowest`` up to, not
+    including, ``below`` (compared as dotted versions, so 2.30.2.0 lies in [2.27, 2.31))."""
+
+    lowest: str
+    below: str
+    why: str
+
+    def admits(self, version: str) -> bool:
+        return version_key(self.lowest) <= version_key(version) < version_key(self.below)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,14 +70,24 @@ class NeuronReleaseSet:
     """The sidecar image's Neuron packages (neuron-monitor's tools, or the neuron-rtd daemon)."""
     compiler: tuple[NeuronPackage, ...]
     """The pip packages a model for this set is compiled with (Neuron's pip repository only)."""
-    host_driver: str
-    """The ``aws-neuronx-dkms`` line the host AMI gives, which this set must run on."""
+    host_driver: DriverRange
+    """The host drivers this set's runtime runs on; an instance whose driver lies outside does not join."""
     why: str
 
     @property
     def packages(self) -> tuple[NeuronPackage, ...]:
         """Every package any image of this set installs."""
         return (*self.server, *self.monitor)
+
+
+def os_pins(packages: tuple[NeuronPackage, ...]) -> str:
+    """The OS packages as neuron-install.sh takes them: ``name=version`` words, in install order."""
+    return " ".join(package.pin for package in packages if not package.pip)
+
+
+def pip_pins(packages: tuple[NeuronPackage, ...]) -> str:
+    """The wheels as pip takes them: ``name==version`` words."""
+    return " ".join(package.pin for package in packages if package.pip)
 
 
 # The last TF Serving for Neuron: 2.10.1.2.12.2.0 ships in Neuron 2.20.2 through 2.28.1 for inf1,
@@ -63,6 +101,38 @@ TF_SERVING = NeuronPackage("tensorflow-model-server-neuronx", "2.10.1.2.12.2.0")
 # scripts/enable-ecs-agent-inferentia-support.sh): 2.30.2 since Neuron 2.32.0.
 INF2_MIN_RUNTIME_LIB = (2, 33)
 
+# The host drivers each runtime runs on. The instances read theirs from /sys/module/neuron/version
+# before they join (components/host/check-neuron-host.sh) and refuse to join outside the range, so a
+# newer AMI cannot leave tasks failing nrt_init() on every start.
+INF1_DRIVERS = DriverRange(
+    lowest="2.21",
+    below="2.25",
+    # The AMI pins Inf1 hosts to the cached aws-neuronx-dkms 2.21 at boot and versionlocks it (amazon-ecs-ami
+    # scripts/al2023/neuron/neuron-inf1-downgrade.sh). Neuron corrected Inf1's last driver to 2.24, the only one
+    # it still patches (about-neuron/announcements/neuron2.x/announce-correction-neuron-driver-support-inf1.rst,
+    # 2026-03-12; "Neuron driver versions above 2.24 only support non-Inf1 instances"). The hosts stay on the
+    # AMI's 2.21: replacing a versionlocked DKMS driver at every boot is what left hosts without
+    # /dev/neuron* before; an AMI that moves Inf1 to 2.24 is admitted too.
+    why="the AMI's Inf1 driver 2.21 up to 2.24, the last driver with Inf1 support",
+)
+RUNTIME_2_33_DRIVERS = DriverRange(
+    lowest="2.27",
+    below="2.31",
+    # "Neuron Runtime Library 2.32 is not backward-compatible with Neuron Driver 2.26 or earlier" (aws-neuron-sdk
+    # release-notes/components/runtime.rst, Neuron 2.30.0; taken as 2.33's floor too, as no fix is announced);
+    # "Neuron Driver 2.29 requires Neuron Runtime Library 2.33 or later" (Neuron 2.31.0). The newest driver
+    # checked is 2.30.2, on AMI 20260820 (Neuron 2.32.0, amazon-ecs-ami enable-ecs-agent-inferentia-support.sh
+    # installs the newest driver when the AMI is built). A later driver may demand a newer runtime, as 2.29 did.
+    why="runtime 2.33 runs on drivers 2.27 to 2.30, the newest checked",
+)
+RTD_DRIVERS = DriverRange(
+    lowest="1.0",
+    below="2.3",
+    # From Neuron 2.3 the driver no longer supports runtime 1.x (about-neuron/announcements/neuron2.x/
+    # neuron-rtd-eol.rst); the walk-through's hosts ran aws-neuron-dkms 1.x.
+    why="neuron-rtd (runtime 1.x) needs a driver from before Neuron 2.3",
+)
+
 INF1 = NeuronReleaseSet(
     framework_release=LAST_TF_SERVING_RELEASE,
     runtime_release=LAST_TF_SERVING_RELEASE,
@@ -72,14 +142,12 @@ INF1 = NeuronReleaseSet(
     server=(TF_SERVING,),
     monitor=(NeuronPackage("aws-neuronx-tools", "2.28.23.0"),),
     compiler=(
-        NeuronPackage("tensorflow-neuron", "2.10.1.2.12.2.0"),
-        NeuronPackage("neuron-cc", "1.24.0.0"),
+        NeuronPackage("tensorflow-neuron", "2.10.1.2.12.2.0", pip=True),
+        NeuronPackage("neuron-cc", "1.24.0.0", pip=True),
     ),
-    # amazon-ecs-ami scripts/al2023/neuron/neuron-inf1-downgrade.sh installs the cached 2.21.* RPMs
-    # on Inf1 hosts at boot and versionlocks them.
-    host_driver="2.21",
-    why="TensorFlow-Neuron for Inf1 ended with Neuron 2.31; 2.28.1 holds the last TF Serving build, "
-    "whose Inf1 runtime (inside the server package) runs on the AMI's 2.21 driver",
+    host_driver=INF1_DRIVERS,
+    why="TensorFlow for Inf1 ended from Neuron 2.29.0 (2026-04-09): 2.28.1 holds the last tensorflow-neuron and "
+    "the last TF Serving build, whose Inf1 runtime (inside the server package) runs on the AMI's 2.21 driver",
 )
 
 INF2 = NeuronReleaseSet(
@@ -95,8 +163,8 @@ INF2 = NeuronReleaseSet(
     ),
     monitor=(NeuronPackage("aws-neuronx-tools", "2.31.15.0"),),
     compiler=(
-        NeuronPackage("tensorflow-neuronx", "2.10.1.2.1.0"),
-        NeuronPackage("neuronx-cc", "2.23.6484.0"),
+        NeuronPackage("tensorflow-neuronx", "2.10.1.2.1.0", pip=True),
+        NeuronPackage("neuronx-cc", "2.23.6484.0", pip=True),
     ),
     host_driver="2.29 or later (the newest when the AMI was built)",
     why="TensorFlow on Inf2 is out of support since Neuron 2.29, so TF Serving comes from 2.28.1; its "
@@ -110,7 +178,7 @@ INF2 = NeuronReleaseSet(
 # inference image for Inf2 pins exactly this set on Ubuntu 24.04 (aws-neuron/deep-learning-containers
 # pytorch/inference/2.9.0/Dockerfile.neuronx, sdk2.31.1). The name torch-neuronx also carries a
 # newer native build for Trn2/Trn3 only, so the version is pinned.
-TORCH_NEURONX = NeuronPackage("torch-neuronx", "2.9.0.2.15.32035")
+TORCH_NEURONX = NeuronPackage("torch-neuronx", "2.9.0.2.15.32035", pip=True)
 TRITON_INF2 = NeuronReleaseSet(
     framework_release="2.31.1",
     runtime_release="2.31.1",
@@ -120,8 +188,8 @@ TRITON_INF2 = NeuronReleaseSet(
         NeuronPackage("aws-neuronx-collectives", "2.33.10.0"),
     ),
     monitor=(NeuronPackage("aws-neuronx-tools", "2.31.15.0"),),
-    compiler=(TORCH_NEURONX, NeuronPackage("neuronx-cc", "2.26.6360.0")),
-    host_driver="2.29 or later (the newest when the AMI was built)",
+    compiler=(TORCH_NEURONX, NeuronPackage("neuronx-cc", "2.26.6360.0", pip=True)),
+    host_driver=RUNTIME_2_33_DRIVERS,
     why="TensorFlow on Inf2 is out of support since Neuron 2.29; torch-neuronx 2.9 (in maintenance, last "
     "shipped in 2.31.x) with runtime 2.33.10 is the supported PyTorch path, served by Triton's Python backend",
 )
@@ -138,9 +206,16 @@ RTD = NeuronReleaseSet(
     server=(NeuronPackage("tensorflow-model-server-neuron", "1.15.0.1.0.1572.0"),),
     monitor=(NeuronPackage("aws-neuron-runtime", "1.0.6905.0"),),
     compiler=(),
-    host_driver="1.x (aws-neuron-dkms), from the AMI named by amiId",
+    host_driver=RTD_DRIVERS,
     why="the walk-through's neuron-rtd layout; runtime 1.x is unsupported since Neuron 2.3 "
     "(about-neuron/announcements/neuron2.x/neuron-rtd-eol.rst)",
 )
 
 LIBNRT_RELEASES: dict[NeuronFamily, NeuronReleaseSet] = {NeuronFamily.INF1: INF1, NeuronFamily.INF2: INF2}
+
+
+# The ECS-optimized AL2023 Neuron AMI the instances boot unless ``amiRelease`` says otherwise: a named release,
+# not SSM's moving ``recommended``, so a new AMI's driver cannot outrun the runtimes above. Its drivers: Inf1
+# 2.21 (neuron-inf1-downgrade.sh), Inf2 2.30.2 (the newest when it was built, Neuron 2.32.0). Names as
+# aws/amazon-ecs-ami's al2023neu.pkr.hcl builds them ("<prefix>-neuron-hvm-2023.0.<date><kernel>-x86_64").
+DEFAULT_AMI_RELEASE = "al2023-ami-ecs-neuron-hvm-2023.0.20260820-kernel-6.1-x86_64"

@@ -27,9 +27,14 @@ def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
     images = []
     for image in manifest.get("dockerImages", {}).values():
         source = dict(image["source"])
-        source["files"] = sorted(path.name for path in (directory / source["directory"]).iterdir())
+        context = directory / source["directory"]
+        source["files"] = sorted(str(path.relative_to(context)) for path in context.rglob("*") if path.is_file())
         images.append(source)
     return sorted(images, key=lambda source: source["files"])
+
+
+def server_images(synthesized: Synthesized) -> list[dict[str, Any]]:
+    return [image for image in docker_images(synthesized) if image["dockerFile"].startswith("model-server/")]
 
 
 @pytest.mark.parametrize(
@@ -43,20 +48,19 @@ def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
 def test_server_image_is_built_for_the_layout_with_pinned_packages(
     synth: SynthFn, variant: str, base: str, package: tuple[str, str], runtime_lib: str | None
 ) -> None:
-    servers = [image for image in docker_images(synth(variant)) if "serve.sh" in image["files"]]
+    (server,) = server_images(synth(variant))
 
-    assert len(servers) == 1
-    (server,) = servers
     args = server["dockerBuildArgs"]
     assert args["BASE_IMAGE"] == f"public.ecr.aws/amazonlinux/{base}"
-    assert (args["SERVER_PACKAGE"], args["SERVER_VERSION"]) == package
+    pins = dict(word.split("=", 1) for word in args["NEURON_OS_PACKAGES"].split())
+    assert pins[package[0]] == package[1]
     # Inf2's server loads the runtime library of a release the AMI's driver accepts; Inf1's is inside it
-    assert args.get("AWS_NEURONX_RUNTIME_LIB_VERSION") == runtime_lib
+    assert pins.get("aws-neuronx-runtime-lib") == runtime_lib
     assert server["platform"] == "linux/amd64"
 
 
 def test_model_name_and_ports_are_baked_into_the_server_image(synth: SynthFn) -> None:
-    (server,) = [image for image in docker_images(synth("large")) if "serve.sh" in image["files"]]
+    (server,) = server_images(synth("large"))
 
     assert {key: server["dockerBuildArgs"][key] for key in ("MODEL_NAME", "GRPC_PORT", "REST_PORT")} == {
         "MODEL_NAME": "bert-large",
@@ -67,29 +71,29 @@ def test_model_name_and_ports_are_baked_into_the_server_image(synth: SynthFn) ->
 
 @pytest.mark.parametrize(("variant", "in_image"), [("default", "true"), ("split", "false")])
 def test_model_goes_into_the_image_unless_it_comes_from_s3(synth: SynthFn, variant: str, in_image: str) -> None:
-    (server,) = [image for image in docker_images(synth(variant)) if "serve.sh" in image["files"]]
+    (server,) = server_images(synth(variant))
 
     assert server["dockerBuildArgs"]["MODEL_IN_IMAGE"] == in_image
 
 
-@pytest.mark.parametrize(("variant", "sidecar_file"), [("default", "neuron_emf.py"), ("rtd", "Dockerfile")])
-def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sidecar_file: str) -> None:
+@pytest.mark.parametrize(("variant", "sidecar"), [("default", "neuron-monitor"), ("rtd", "neuron-rtd")])
+def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sidecar: str) -> None:
     images = docker_images(synth(variant))
 
     assert len(images) == 2
-    sidecar = next(image for image in images if "serve.sh" not in image["files"])
-    assert sidecar_file in sidecar["files"]
-    if variant == "rtd":
-        assert sidecar["files"] == [".dockerignore", "Dockerfile"]
-    else:
-        assert sidecar["files"] == [
-            ".dockerignore",
-            "Dockerfile",
-            "monitor.json",
-            "neuron_emf.py",
-            "requirements.txt",
-            "triton_emf.py",
-        ]
+    (image,) = [image for image in images if not image["dockerFile"].startswith("model-server/")]
+    assert image["dockerFile"] == f"{sidecar}/Dockerfile"
+    expected = {
+        "neuron-monitor": [
+            "neuron-monitor/Dockerfile",
+            "neuron-monitor/monitor.json",
+            "neuron-monitor/neuron_emf.py",
+            "neuron-monitor/requirements.txt",
+            "neuron-monitor/triton_emf.py",
+        ],
+        "neuron-rtd": ["neuron-rtd/Dockerfile"],
+    }[sidecar]
+    assert image["files"] == sorted([*expected, "neuron-packages/neuron-install.sh"])
 
 
 def test_the_sidecars_parser_is_the_version_the_tests_run() -> None:
@@ -101,19 +105,28 @@ def test_the_sidecars_parser_is_the_version_the_tests_run() -> None:
     assert sidecar == pins(ROOT / "requirements-dev.txt")
 
 
-def test_build_context_is_kept_small_by_dockerignore(synth: SynthFn) -> None:
-    (server,) = [image for image in docker_images(synth("default")) if "serve.sh" in image["files"]]
+@pytest.mark.parametrize(
+    ("variant", "dockerfile", "entrypoints"),
+    [
+        ("default", "model-server/Dockerfile", ["serve.sh"]),
+        ("managed", "model-server/Dockerfile.triton", ["triton-server/model.py", "triton-server/serve_triton.py"]),
+    ],
+)
+def test_build_context_holds_only_what_the_image_needs(
+    synth: SynthFn, variant: str, dockerfile: str, entrypoints: list[str]
+) -> None:
+    (server,) = server_images(synth(variant))
 
-    assert server["files"] == [
-        ".dockerignore",
-        "Dockerfile",
-        "Dockerfile.triton",
-        "batch_sizes.py",
-        "model",
-        "neuron_slot.py",
-        "serve.sh",
-        "triton-server",
-    ]
+    assert server["dockerFile"] == dockerfile
+    model_files = [name for name in server["files"] if name.startswith("model-server/model/")]
+    assert "model-server/model/README.md" in model_files  # whatever model a developer built, too
+    assert sorted(set(server["files"]) - set(model_files)) == sorted(
+        [
+            dockerfile,
+            *(f"model-server/{name}" for name in ("batch_sizes.py", "neuron_slot.py", *entrypoints)),
+            "neuron-packages/neuron-install.sh",
+        ]
+    )
 
 
 def test_saved_model_is_found_only_in_a_version_folder(tmp_path: Path) -> None:
@@ -132,7 +145,7 @@ def test_missing_model_fails_the_image_build_before_the_package_install() -> Non
     assert "saved_model.pb" in model_stage
     assert "exit 1" in model_stage
     assert "README, 'Providing the model'" in model_stage
-    assert "yum install" in install_stage
+    assert "neuron-install.sh yum" in install_stage
     assert "COPY --from=model" in install_stage
 
 

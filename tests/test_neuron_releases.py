@@ -26,13 +26,18 @@ from tests.test_images import docker_images
 SynthFn = Callable[[str], Synthesized]
 MANIFEST = json.loads((ROOT / "tests" / "data" / "n2-manifest-excerpt.json").read_text())
 DOCKER_DIR = ROOT / "docker"
-# "<name>-${VERSION_ARG}", the name itself literal or a build argument
-# "name-${VERSION}" (dnf), "name==${VERSION}" (pip) or "name=${VERSION}*" (apt), the name itself possibly a
-# build argument.
-PINNED = re.compile(r"(\$\{[A-Z0-9_]+\}|[a-z0-9][a-z0-9-]*?)(?:-|==?)\$\{([A-Z0-9_]+)\}")
 LITERAL_NEURON_PIN = re.compile(
     r"\b(?:aws-neuron\S*|tensorflow-model-server\S*|tensorflow-neuron\S*|neuron\S*-cc|torch-neuron\S*)[-=]=?\d"
 )
+# A package manager's install command naming a Neuron package itself, rather than neuron-install.sh's list.
+DIRECT_NEURON_INSTALL = re.compile(
+    r"(?:yum|dnf|apt-get|apt|pip) install[^\n]*?\b(?:aws-neuron|tensorflow-model-server|tensorflow-neuron|torch-neuron"
+    r"|neuron-cc|neuronx-cc)"
+)
+# The images' build arguments carrying the table's pins, and how each Dockerfile must consume them.
+OS_PINS, PIP_PINS = "NEURON_OS_PACKAGES", "NEURON_PIP_PACKAGES"
+INSTALLS_OS_PINS = re.compile(r"neuron-install\.sh (?:yum|dnf|apt) \$\{NEURON_OS_PACKAGES\}")
+INSTALLS_PIP_PINS = re.compile(r"pip install [^&]*?\$\{NEURON_PIP_PACKAGES\}")
 
 
 def manifest_release(version: str) -> dict[str, list[dict[str, Any]]]:
@@ -77,66 +82,59 @@ def test_inf2_loads_a_runtime_the_amis_driver_accepts() -> None:
 
 def test_inf1_carries_its_runtime_inside_the_server_package() -> None:
     assert [package.name for package in INF1.server] == ["tensorflow-model-server-neuronx"]
-    assert INF1.host_driver == "2.21"
+    assert INF1.host_driver.admits("2.21.37.0")
+
+
+def pins_of(words: str, *, pip: bool) -> set[tuple[str, str]]:
+    separator = "==" if pip else "="
+    return {tuple(word.split(separator, 1)) for word in words.split()}  # type: ignore[misc]
 
 
 def installed_by(dockerfile: Path, build_args: dict[str, str]) -> set[tuple[str, str]]:
-    """The (package, version) pairs a Dockerfile installs with these build arguments.
-
-    A pin whose version argument is empty is skipped: the Dockerfile installs it only when set.
-    """
+    """The (package, version) pairs an image installs: its pin build arguments, where its Dockerfile
+    hands them to neuron-install.sh (OS packages) and to pip (wheels)."""
     text = dockerfile.read_text()
-    defaults = dict(re.findall(r"^ARG ([A-Z0-9_]+)=\"?([^\"\n]*)\"?$", text, flags=re.MULTILINE))
-    values = {**defaults, **build_args}
     installed = set()
-    for written_name, version_arg in PINNED.findall(text):
-        name = values.get(written_name[2:-1], "") if written_name.startswith("${") else written_name
-        version = values.get(version_arg, "")
-        if version:
-            installed.add((name, version))
+    if INSTALLS_OS_PINS.search(text):
+        installed |= pins_of(build_args.get(OS_PINS, ""), pip=False)
+    if INSTALLS_PIP_PINS.search(text):
+        installed |= pins_of(build_args.get(PIP_PINS, ""), pip=True)
     return installed
-
-
-def expected_releases(synthesized: Synthesized) -> NeuronReleaseSet:
-    return synthesized.settings.releases
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_image_installs_exactly_the_release_tables_packages(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
-    releases = expected_releases(synthesized)
+    releases = synthesized.settings.releases
     images = docker_images(synthesized)
 
     assert images
     for image in images:
-        folder = ROOT / "docker" / ("model-server" if "serve.sh" in image["files"] else image_folder(image))
-        dockerfile = folder / image.get("dockerFile", "Dockerfile")
+        dockerfile = DOCKER_DIR / image["dockerFile"]
         installed = installed_by(dockerfile, image.get("dockerBuildArgs", {}))
-        expected = releases.server if "serve.sh" in image["files"] else releases.monitor
+        expected = releases.server if dockerfile.parent.name == "model-server" else releases.monitor
         assert installed == {(package.name, package.version) for package in expected}, dockerfile
+        assert DIRECT_NEURON_INSTALL.findall(dockerfile.read_text()) == [], dockerfile
 
 
-def image_folder(image: dict[str, Any]) -> str:
-    return "neuron-monitor" if "neuron_emf.py" in image["files"] else "neuron-rtd"
+DOCKERFILES = sorted(path for path in DOCKER_DIR.glob("*/Dockerfile*") if path.suffix != ".dockerignore")
 
 
-@pytest.mark.parametrize("dockerfile", sorted(DOCKER_DIR.glob("*/Dockerfile")), ids=lambda path: path.parent.name)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_no_dockerfile_writes_a_neuron_version_of_its_own(dockerfile: Path) -> None:
     text = dockerfile.read_text()
 
     assert LITERAL_NEURON_PIN.findall(text) == []
-    for name, default in re.findall(r"^ARG ([A-Z0-9_]*VERSION)(?:=(.*))?$", text, flags=re.MULTILINE):
+    for name, default in re.findall(r"^ARG ([A-Z0-9_]*(?:VERSION|PACKAGES))(?:=(.*))?$", text, flags=re.MULTILINE):
         assert default.strip('"') == "", f"{dockerfile.parent.name}: ARG {name} must come from the release table"
 
 
-def test_the_pin_check_catches_a_version_outside_the_table(tmp_path: Path) -> None:
+def test_the_checks_catch_a_neuron_package_installed_past_the_table(tmp_path: Path) -> None:
     rogue = tmp_path / "Dockerfile"
-    rogue.write_text(
-        'ARG AWS_NEURONX_TOOLS_VERSION=2.17.1.0\nRUN dnf install -y "aws-neuronx-tools-${AWS_NEURONX_TOOLS_VERSION}"\n'
-    )
+    rogue.write_text('ARG NEURON_OS_PACKAGES\nRUN dnf install -y "aws-neuronx-tools-2.17.1.0*"\n')
 
-    assert installed_by(rogue, {}) == {("aws-neuronx-tools", "2.17.1.0")}
-    assert ("aws-neuronx-tools", "2.17.1.0") not in {(p.name, p.version) for p in INF1.packages}
+    assert installed_by(rogue, {OS_PINS: "aws-neuronx-tools=2.31.15.0"}) == set()
+    assert DIRECT_NEURON_INSTALL.findall(rogue.read_text()) != []
     assert LITERAL_NEURON_PIN.findall("RUN yum install -y aws-neuronx-dkms-2.24.7.0") != []
 
 
