@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 import jsii
+from aws_cdk import Annotations
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -17,12 +18,13 @@ from components.findings import acknowledge
 from components.notifications import notifications_topic
 from components.scale_in_protection import LiftScaleInProtectionOnDelete
 from config.hardware import InstanceSize
+from config.neuron_releases import DEFAULT_AMI_RELEASE, DriverRange
 from config.settings import DeploymentSettings
 
 ROOT_DEVICE = "/dev/xvda"
 SPOT_DRAINING = "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config"
 # Runs in user data before the cluster's own join line; see the script for why it installs nothing.
-AWAIT_NEURON_DEVICES = Path(__file__).resolve().parent / "host" / "await-neuron-devices.sh"
+CHECK_NEURON_HOST = Path(__file__).resolve().parent / "host" / "check-neuron-host.sh"
 NEURON_DEVICE_WAIT_SECONDS = 300
 NEURON_DEVICE_POLL_SECONDS = 5
 
@@ -36,22 +38,25 @@ class ServingCapacity(Protocol):
     def scaling_events(self) -> sns.ITopic: ...
 
 
-def await_neuron_devices(instance_size: InstanceSize) -> str:
-    """User data that joins the cluster only once every ``/dev/neuronN`` of ``instance_size`` exists.
+def check_neuron_host(instance_size: InstanceSize, drivers: DriverRange) -> str:
+    """User data that joins the cluster only once every ``/dev/neuronN`` of ``instance_size`` exists and the
+    loaded driver lies in ``drivers``.
 
     The script's comments stay in the repository: user data is limited to 16 KB.
     """
     body = [
         line
-        for line in AWAIT_NEURON_DEVICES.read_text().splitlines()
+        for line in CHECK_NEURON_HOST.read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     return "\n".join(
         (
-            f"# {AWAIT_NEURON_DEVICES.name} (components/host/ in the CDK app)",
+            f"# {CHECK_NEURON_HOST.name} (components/host/ in the CDK app)",
             f"NEURON_DEVICE_COUNT={instance_size.chips}",
             f"NEURON_DEVICE_WAIT_SECONDS={NEURON_DEVICE_WAIT_SECONDS}",
             f"NEURON_DEVICE_POLL_SECONDS={NEURON_DEVICE_POLL_SECONDS}",
+            f"NEURON_DRIVER_LOWEST={drivers.lowest}",
+            f"NEURON_DRIVER_BELOW={drivers.below}",
             *body,
         )
     )
@@ -72,11 +77,19 @@ class FixedImage:
         )
 
 
-def neuron_ami(ami_id: str | None) -> ec2.IMachineImage:
-    """``ami_id`` if given, else the AL2023 ECS-optimized Neuron AMI, resolved at deploy time from its SSM parameter."""
+def neuron_ami(*, ami_id: str | None, ami_release: str) -> ec2.IMachineImage:
+    """``ami_id`` if given, else the AL2023 ECS-optimized Neuron AMI of ``ami_release`` (an AMI name, or
+    ``recommended``), resolved at deploy time from the SSM parameter ECS publishes for it."""
     if ami_id:
         return FixedImage(ami_id)
-    return ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.NEURON)
+    return ec2.MachineImage.from_ssm_parameter(neuron_ami_parameter(ami_release), os=ec2.OperatingSystemType.LINUX)
+
+
+def neuron_ami_parameter(ami_release: str) -> str:
+    """ECS's SSM parameter holding the image ID: ``.../neuron/recommended/image_id`` (ECS developer guide,
+    "Retrieving Amazon ECS-optimized Linux AMI metadata") or ``.../neuron/<AMI name>/image_id``, the form ECS
+    uses for its named releases (unconfirmed for the Neuron path here: make integ checks it)."""
+    return f"/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/{ami_release}/image_id"
 
 
 class InferentiaCapacity(Construct):
@@ -113,16 +126,27 @@ class InferentiaCapacity(Construct):
 
         user_data = ec2.UserData.for_linux()
         # Fail fast: a step that fails stops the script before the cluster's join line.
-        user_data.add_commands("set -euo pipefail", await_neuron_devices(settings.instance_size))
+        user_data.add_commands(
+            "set -euo pipefail", check_neuron_host(settings.instance_size, settings.releases.host_driver)
+        )
         if settings.spot:
             # The cluster writes this line only for launch-configuration spot (spotPrice), never
             # for a mixed-instances policy, so the agent would not drain tasks on a spot notice.
             user_data.add_commands(SPOT_DRAINING)
 
+        if settings.ami_id is None and settings.ami_release != DEFAULT_AMI_RELEASE:
+            drivers = settings.releases.host_driver
+            Annotations.of(self).add_warning_v2(
+                "bert-inferentia:unchecked-ami",
+                f"amiRelease={settings.ami_release}: the release table was checked on {DEFAULT_AMI_RELEASE}. "
+                f"Instances whose Neuron driver lies outside {drivers.lowest} up to {drivers.below} power off "
+                "instead of joining the cluster (README, 'Neuron releases').",
+            )
+
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            machine_image=neuron_ami(settings.ami_id),
+            machine_image=neuron_ami(ami_id=settings.ami_id, ami_release=settings.ami_release),
             instance_type=ec2.InstanceType(settings.instance_size.name),
             # The cluster would grant the agent a wildcard action plus ECR and CloudWatch Logs access
             # that tasks with an execution role never use; the role gets _grant_ecs_agent's instead.

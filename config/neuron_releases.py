@@ -166,7 +166,7 @@ INF2 = NeuronReleaseSet(
         NeuronPackage("tensorflow-neuronx", "2.10.1.2.1.0", pip=True),
         NeuronPackage("neuronx-cc", "2.23.6484.0", pip=True),
     ),
-    host_driver="2.29 or later (the newest when the AMI was built)",
+    host_driver=RUNTIME_2_33_DRIVERS,
     why="TensorFlow on Inf2 is out of support since Neuron 2.29, so TF Serving comes from 2.28.1; its "
     "own runtime (2.30) fails nrt_init() on the AMI's driver 2.29+, which needs runtime 2.33 or later: "
     "the runtime, collectives and tools come from 2.31.1 (runtime 2.33.10), the release the Triton "

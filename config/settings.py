@@ -24,7 +24,7 @@ from config.engines import ServingEngine
 from config.fleet import Zones, check_subnets_fit, parse_fallback_sizes, parse_zones
 from config.hardware import INSTANCE_SIZES, InstanceSize
 from config.log_retention import LOG_RETENTION_DAYS
-from config.neuron_releases import NeuronReleaseSet
+from config.neuron_releases import DEFAULT_AMI_RELEASE, NeuronReleaseSet
 from config.parsing import SettingsError, boolean, choice, fail, integer, ipv4_cidr, text
 from config.placement import ModelSettings, parse_models
 from config.profile import (
@@ -48,7 +48,7 @@ SETTING_KEYS = (
     *("keyName", "neuronRuntime", "modelName", "grpcPort", "restPort", "vpcCidr", "natGateways"),
     *("rootVolumeGiB", "logRetentionDays", "coresPerTask", "publicEndpoint", "minTasks", "maxTasks"),
     *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery", "availabilityZones"),
-    *("fallbackInstanceTypes", "onDemandBase", "capacity", "server"),
+    *("fallbackInstanceTypes", "onDemandBase", "capacity", "server", "amiRelease"),
 )
 # The defaults are cdk.json's own values: written once, there.
 DEFAULTS: Mapping[str, object] = {
@@ -61,6 +61,8 @@ _KEY_NAME = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 # EC2 image IDs: "ami-" and 8 hex digits (older images) or 17 (since 2016).
 _AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+# ECS's AL2023 Neuron AMI names (aws/amazon-ecs-ami al2023neu.pkr.hcl), or SSM's moving "recommended".
+_AMI_RELEASE = re.compile(r"al2023-ami-ecs-neuron-hvm-2023\.0\.[0-9]{8}(?:-kernel-[0-9.]+)?-x86_64|recommended")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +89,8 @@ class DeploymentSettings:
     models: tuple[ModelSettings, ...]
     ami_id: str | None
     """An EC2 image to boot instead of the SSM-published ECS Neuron AMI (required by ``rtd``)."""
+    ami_release: str
+    """The ECS Neuron AMI release the instances boot (unless ``ami_id``): an AMI name, or ``recommended``."""
     neuron_recovery: bool | None
     """Neuron's problem detector runs on every instance and replaces a faulty one (True), only reports
     (False), or is left out because the layout cannot run it (None)."""
@@ -216,7 +220,9 @@ def _engine(value: object, size: InstanceSize, runtime: NeuronRuntime) -> Servin
 
 # Settings that describe this stack's own Auto Scaling group: with Managed Instances AWS chooses,
 # patches and sizes the instances, so a value other than cdk.json's default would be silently ignored.
-ASG_ONLY_SETTINGS = ("amiId", "keyName", "fallbackInstanceTypes", "onDemandBase", "minInstances", "maxInstances")
+ASG_ONLY_SETTINGS = (
+    *("amiId", "amiRelease", "keyName", "fallbackInstanceTypes", "onDemandBase", "minInstances", "maxInstances"),
+)
 
 
 def _refuse_asg_only_settings(raw: ContextGetter) -> None:
@@ -254,6 +260,21 @@ def _ami_id(value: object, profile: RuntimeProfile) -> str | None:
             "driver 2.17, which dropped runtime 1.x in Neuron 2.3); name an AMI with a runtime-1.x Neuron driver",
         )
     return written or None
+
+
+def _ami_release(value: object, ami_id: str | None) -> str:
+    """``amiRelease``: empty takes the release table's checked AMI; else an ECS Neuron AMI name or ``recommended``."""
+    written = text("amiRelease", value)
+    if written and ami_id:
+        raise fail("amiRelease", value, "names an ECS AMI, but amiId already names the image: leave one of them empty")
+    if written and not _AMI_RELEASE.fullmatch(written):
+        raise fail(
+            "amiRelease",
+            value,
+            "expected empty (the AMI the release table was checked on), recommended, or an ECS Neuron AMI name "
+            "such as al2023-ami-ecs-neuron-hvm-2023.0.20260820-kernel-6.1-x86_64",
+        )
+    return written or DEFAULT_AMI_RELEASE
 
 
 def _cdks_own(key: str) -> bool:
@@ -354,6 +375,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         batching=_batching(raw("batching"), profile),
         models=models,
         ami_id=ami_id,
+        ami_release=_ami_release(raw("amiRelease"), ami_id),
         neuron_recovery=boolean("neuronRecovery", raw("neuronRecovery")) if profile.neuron_recovery else None,
         zones=zones,
         fallback_sizes=fallback_sizes,

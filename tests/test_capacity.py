@@ -14,7 +14,11 @@ from tests.conftest import Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 
-AL2023_NEURON_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+# A named release, not "recommended", whose Neuron drivers the release table was checked against.
+AL2023_NEURON_AMI = (
+    "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/"
+    "al2023-ami-ecs-neuron-hvm-2023.0.20260820-kernel-6.1-x86_64/image_id"
+)
 SPOT_DRAINING = "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true"
 
 

@@ -4,7 +4,8 @@ The script is taken from the synthesized launch template, its CloudFormation ref
 and run with bash. Test doubles for the host's commands (dnf, yum, rpm, modprobe, aws, shutdown,
 systemctl, ...) come first on PATH and record every call; a temporary root stands in for
 ``/etc/ecs`` and ``/dev``. The host starts as the AL2023 Neuron ECS AMI leaves it: the driver the AMI
-chose installed and versionlocked, the Neuron yum repository removed.
+chose installed and versionlocked, the Neuron yum repository removed, and its driver's version in
+``/sys/module/neuron/version``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from components.capacity import AWAIT_NEURON_DEVICES, NEURON_DEVICE_POLL_SECONDS, NEURON_DEVICE_WAIT_SECONDS
+from components.capacity import CHECK_NEURON_HOST, NEURON_DEVICE_POLL_SECONDS, NEURON_DEVICE_WAIT_SECONDS
+from config.hardware import NeuronFamily
+from config.neuron_releases import version_key
 from tests.conftest import ASG_VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 CLUSTER = "bert-cluster-test"
 
-# What the AMI leaves behind on an Inf1 host (amazon-ecs-ami neuron-inf1-downgrade.sh).
-AMI_DRIVER_VERSION = "2.21.37.0"
+# The driver the default AMI (20260820) leaves on each family's hosts: the cached 2.21 on Inf1 (amazon-ecs-ami
+# neuron-inf1-downgrade.sh), the newest when the AMI was built on Inf2 (2.30.2, Neuron 2.32.0); the rtd
+# variant's own AMI carries a runtime-1.x driver.
+AMI_DRIVER_VERSION = {NeuronFamily.INF1: "2.21.37.0", NeuronFamily.INF2: "2.30.2.0"}
+RTD_DRIVER_VERSION = "1.5.0.0"
 DOUBLES = (
     "dnf",
     "yum",
@@ -46,6 +52,7 @@ DOUBLES = (
     "iptables",
     "service",
     "sudo",
+    "modinfo",
 )
 # Calls that would change the host's Neuron driver or packages: the AMI owns them.
 MUTATIONS = re.compile(
@@ -112,6 +119,12 @@ def rendered_user_data(synthesized: Synthesized) -> str:
     return "".join(rendered)
 
 
+def amis_driver(synthesized: Synthesized) -> str:
+    if synthesized.settings.ami_id:
+        return RTD_DRIVER_VERSION
+    return AMI_DRIVER_VERSION[synthesized.settings.instance_size.family]
+
+
 def boot(
     script: str,
     root: Path,
@@ -120,11 +133,15 @@ def boot(
     missing: tuple[int, ...] = (),
     appears_after: int | None = None,
     sleep_fails: bool = False,
+    driver: str | None,
 ) -> Boot:
-    """Runs ``script`` as cloud-init would, on a host with ``devices`` Neuron devices minus ``missing``."""
-    bin_dir, dev, etc_ecs = root / "bin", root / "dev", root / "etc" / "ecs"
-    for directory in (bin_dir, dev, etc_ecs):
+    """Runs ``script`` as cloud-init would, on a host with ``devices`` Neuron devices minus ``missing`` and
+    the Neuron driver ``driver`` loaded (None: no version to read)."""
+    bin_dir, dev, etc_ecs, module = root / "bin", root / "dev", root / "etc" / "ecs", root / "sys" / "module" / "neuron"
+    for directory in (bin_dir, dev, etc_ecs, module):
         directory.mkdir(parents=True, exist_ok=True)
+    if driver is not None:
+        (module / "version").write_text(f"{driver}\n")
     for name in DOUBLES:
         (bin_dir / name).write_text(DOUBLE)
         (bin_dir / name).chmod(0o755)
@@ -135,12 +152,16 @@ def boot(
     calls = root / "calls.log"
     calls.touch()
     # The host's paths, moved under the temporary root.
-    on_host = script.replace("/etc/ecs/", f"{etc_ecs}/").replace("/dev/neuron", f"{dev}/neuron")
+    on_host = (
+        script.replace("/etc/ecs/", f"{etc_ecs}/")
+        .replace("/dev/neuron", f"{dev}/neuron")
+        .replace("/sys/module/neuron/", f"{module}/")
+    )
     (root / "user-data.sh").write_text(on_host)
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "SIM_CALLS": str(calls),
-        "SIM_DRIVER": AMI_DRIVER_VERSION,
+        "SIM_DRIVER": driver or "",
         "SIM_LATE_DEVICE": str(dev / f"neuron{missing[0]}") if missing else "",
         **({"SIM_DEVICE_APPEARS_AFTER": str(appears_after)} if appears_after is not None else {}),
         **({"SIM_SLEEP_FAILS": "1"} if sleep_fails else {}),
@@ -162,7 +183,12 @@ def test_with_every_device_present_the_instance_joins_and_leaves_the_amis_driver
 ) -> None:
     synthesized = synth(variant)
 
-    result = boot(rendered_user_data(synthesized), tmp_path, devices=synthesized.settings.instance_size.chips)
+    result = boot(
+        rendered_user_data(synthesized),
+        tmp_path,
+        devices=synthesized.settings.instance_size.chips,
+        driver=amis_driver(synthesized),
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.joined
@@ -179,7 +205,9 @@ def test_with_a_device_missing_the_instance_does_not_join_and_powers_itself_off(
     chips = synthesized.settings.instance_size.chips
     last = chips - 1  # the last device is the one a short count would miss
 
-    result = boot(rendered_user_data(synthesized), tmp_path, devices=chips, missing=(last,))
+    result = boot(
+        rendered_user_data(synthesized), tmp_path, devices=chips, missing=(last,), driver=amis_driver(synthesized)
+    )
 
     assert result.returncode != 0
     assert not result.joined
@@ -193,10 +221,62 @@ def test_with_a_device_missing_the_instance_does_not_join_and_powers_itself_off(
     assert result.mutations == []
 
 
+def just_below(version: str) -> str:
+    """The highest-looking dotted version below ``version``: 2.27 -> 2.26.99.0, 1.0 -> 0.99.0.0."""
+    parts = list(version_key(version))
+    index = max(position for position, part in enumerate(parts) if part > 0)
+    parts[index] -= 1
+    return ".".join(map(str, [*parts[: index + 1], 99, 0]))
+
+
+@pytest.mark.parametrize("variant", ASG_VARIANTS)
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_a_driver_outside_the_runtimes_range_keeps_the_instance_out(
+    synth: SynthFn, variant: str, side: str, tmp_path: Path
+) -> None:
+    synthesized = synth(variant)
+    drivers = synthesized.settings.releases.host_driver
+    driver = just_below(drivers.lowest) if side == "below" else f"{drivers.below}.0.0"
+    assert not drivers.admits(driver)
+    assert drivers.admits(amis_driver(synthesized))  # the AMI the table was checked on is inside
+
+    result = boot(
+        rendered_user_data(synthesized), tmp_path, devices=synthesized.settings.instance_size.chips, driver=driver
+    )
+
+    assert result.returncode != 0
+    assert not result.joined
+    assert result.powered_off
+    assert "systemctl mask --now --no-block ecs.service" in result.calls
+    assert f"Neuron driver {driver} is outside {drivers.lowest}" in result.stderr
+    assert any(call.startswith("logger ") and "not joining" in call for call in result.calls)
+    assert result.mutations == []
+
+
+def test_a_driver_whose_version_cannot_be_read_keeps_the_instance_out(synth: SynthFn, tmp_path: Path) -> None:
+    result = boot(rendered_user_data(synth("default")), tmp_path, devices=1, driver=None)
+
+    assert not result.joined
+    assert result.powered_off
+    assert "cannot read the Neuron driver's version" in result.stderr
+    assert any(call.startswith("modinfo ") for call in result.calls)  # the second place it looks
+
+
+@pytest.mark.parametrize("driver", ["2.21.37.0", "2.24.13.0"])
+def test_inf1_hosts_join_on_the_amis_driver_and_on_the_last_inf1_driver(
+    synth: SynthFn, driver: str, tmp_path: Path
+) -> None:
+    result = boot(rendered_user_data(synth("default")), tmp_path, devices=1, driver=driver)
+
+    assert result.joined, result.stderr
+
+
 def test_a_device_that_appears_while_waiting_lets_the_instance_join(synth: SynthFn, tmp_path: Path) -> None:
     synthesized = synth("large")
 
-    result = boot(rendered_user_data(synthesized), tmp_path, devices=16, missing=(9,), appears_after=3)
+    result = boot(
+        rendered_user_data(synthesized), tmp_path, devices=16, missing=(9,), appears_after=3, driver="2.21.37.0"
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.joined
@@ -207,7 +287,7 @@ def test_a_device_that_appears_while_waiting_lets_the_instance_join(synth: Synth
 def test_the_script_fails_fast_a_failed_step_stops_it_before_the_join(synth: SynthFn, tmp_path: Path) -> None:
     script = rendered_user_data(synth("default"))
 
-    result = boot(script, tmp_path, devices=1, missing=(0,), sleep_fails=True)
+    result = boot(script, tmp_path, devices=1, missing=(0,), sleep_fails=True, driver="2.21.37.0")
 
     assert script.splitlines()[:2] == ["#!/bin/bash", "set -euo pipefail"]
     assert result.returncode != 0
@@ -229,7 +309,7 @@ def test_the_mutation_detector_catches_a_driver_swap(tmp_path: Path) -> None:
         ]
     )
 
-    result = boot(old, tmp_path, devices=1)
+    result = boot(old, tmp_path, devices=1, driver="2.21.37.0")
 
     assert result.mutations == [
         "dnf remove -y aws-neuronx-dkms",
@@ -254,9 +334,7 @@ def test_shellcheck_passes_on_the_rendered_user_data(synth: SynthFn, variant: st
 
 def test_shellcheck_passes_on_every_shell_script_in_the_repository() -> None:
     root = Path(__file__).resolve().parent.parent
-    scripts = sorted(
-        {AWAIT_NEURON_DEVICES, *root.glob("docker/*/*.sh"), *root.glob("tools/*.sh"), root / ".ci" / "run"}
-    )
+    scripts = sorted({CHECK_NEURON_HOST, *root.glob("docker/*/*.sh"), *root.glob("tools/*.sh"), root / ".ci" / "run"})
 
     result = subprocess.run(
         [str(SHELLCHECK), "--format=json1", *map(str, scripts)],

@@ -129,6 +129,8 @@ BAD_VALUES = [
     ("amiId", "AMI-0123abcd", "ami- and 8 or 17 lower-case hex digits"),
     ("amiId", "ami-0123456789abcdef", "ami- and 8 or 17 lower-case hex digits"),
     ("amiId", 42, "expected a string"),
+    ("amiRelease", "latest", "expected empty (the AMI the release table was checked on), recommended"),
+    ("amiRelease", "al2023-ami-ecs-hvm-2023.0.20260820-kernel-6.1-x86_64", "an ECS Neuron AMI name"),
     ("neuronRuntime", "rtd", "'rtd' needs amiId: no current ECS AMI runs neuron-rtd"),
     ("availabilityZones", "1", "a count from 2 to 6"),
     ("availabilityZones", 7, "a count from 2 to 6"),
@@ -253,6 +255,18 @@ def test_ami_id_takes_both_image_id_lengths_in_either_layout(ami: str) -> None:
     assert settings_with(amiId=ami).ami_id == ami
     assert settings_with(amiId=ami, neuronRuntime="rtd").ami_id == ami
     assert settings_with().ami_id is None
+
+
+def test_the_default_ami_is_the_named_release_the_table_was_checked_on() -> None:
+    assert settings_with().ami_release == "al2023-ami-ecs-neuron-hvm-2023.0.20260820-kernel-6.1-x86_64"
+    assert settings_with(amiRelease="recommended").ami_release == "recommended"
+    named = "al2023-ami-ecs-neuron-hvm-2023.0.20261030-kernel-6.1-x86_64"
+    assert settings_with(amiRelease=named).ami_release == named
+
+
+def test_ami_release_and_ami_id_name_one_image_only() -> None:
+    with pytest.raises(SettingsError, match="amiId already names the image"):
+        settings_with(amiRelease="recommended", amiId="ami-0123abcd")
 
 
 def test_parking_is_min_tasks_and_desired_count_zero() -> None:
