@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnResource, Duration
+from aws_cdk import CfnResource
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from components.capacity import ServingCapacity
 from components.inference_task import HEALTH_CHECK_START_PERIOD
-from components.logical_ids import stable_unique_id
 from components.managed_instances_service import ManagedInstancesService
-from components.neuron_metrics import neuron_core_utilization
 from config.settings import DeploymentSettings
-
-# Inference load shows first on the NeuronCores; CPU (tokenising, gRPC, the runtime's host side)
-# backs it up and is the only signal in the rtd layout, which has no neuron-monitor.
-NEURON_TARGET_PERCENT = 70
-CPU_TARGET_PERCENT = 60
-SCALE_OUT_COOLDOWN = Duration.seconds(60)
-# Slow to scale in: a task that goes frees NeuronCores that take minutes to load a model again.
-SCALE_IN_COOLDOWN = Duration.minutes(5)
 
 
 def one_at_a_time_min_healthy_percent(tasks: int) -> int:
@@ -36,8 +26,16 @@ def one_at_a_time_min_healthy_percent(tasks: int) -> int:
     return (tasks - 1) * 100 // tasks
 
 
-def deployment_percents(*, max_tasks: int, task_slots: int | None) -> tuple[int, int]:
+def deployment_percents(
+    *, max_tasks: int, task_slots: int | None, min_tasks: int = 1, in_place: bool = False
+) -> tuple[int, int]:
     """(minimum healthy, maximum) percent of a rolling deployment that never leaves the service without a task.
+
+    ``in_place`` (several models, one task of each per instance): maximum 100 %, so a replacement can
+    only take the slot its predecessor freed and every instance keeps one task of each model; a
+    replacement started beside the old task would need an instance of its own, and the fleet would
+    end with instances holding one model each. The minimum lets one task of ``min_tasks`` stop first
+    (settings require at least two, so the model keeps serving).
 
     Maximum 200 %: ECS starts replacements beside the old tasks wherever a core slot is free, and
     managed scaling adds instances for them up to ``maxInstances``. Minimum 100 % when the fleet
@@ -45,6 +43,8 @@ def deployment_percents(*, max_tasks: int, task_slots: int | None) -> tuple[int,
     starts before its predecessor stops. Otherwise, at ``maxTasks`` one task must stop first, so
     the minimum keeps ``max_tasks - 1`` (never 0: settings refuse a fleet of one slot).
     """
+    if in_place:
+        return one_at_a_time_min_healthy_percent(min_tasks), 100
     if task_slots is None or task_slots > max_tasks:  # None: AWS sizes the fleet (Managed Instances)
         return 100, 200
     return one_at_a_time_min_healthy_percent(max_tasks), 200
@@ -90,7 +90,13 @@ class InferenceService(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         profile = settings.profile
-        min_healthy, max_healthy = deployment_percents(max_tasks=settings.max_tasks, task_slots=settings.task_slots)
+        several_models = len(settings.models) > 1
+        min_healthy, max_healthy = deployment_percents(
+            max_tasks=settings.max_tasks,
+            task_slots=settings.task_slots,
+            min_tasks=settings.min_tasks,
+            in_place=several_models,
+        )
 
         strategy = [ecs.CapacityProviderStrategy(capacity_provider=capacity.capacity_provider_name, weight=1)]
         # No DesiredCount in the template: CloudFormation would send it on every update that touches the
@@ -109,7 +115,15 @@ class InferenceService(Construct):
         self.service: ecs.BaseService
         if profile.own_instances:
             self.service = ecs.Ec2Service(
-                self, "Service", placement_constraints=placement_constraints(settings), **common
+                self,
+                "Service",
+                placement_constraints=placement_constraints(settings),
+                # Several models: a scale-in stops the task on the instance left with the most free
+                # resources, i.e. the one whose other model's task already went ("binpack", ECS
+                # developer guide, "Use strategies to define Amazon ECS task placement"), so whole
+                # instances empty and managed scaling removes them.
+                placement_strategies=[ecs.PlacementStrategy.packed_by_cpu()] if several_models else None,
+                **common,
             )
         else:
             # Managed Instances: each task on its own interface in the private subnets
@@ -129,34 +143,3 @@ class InferenceService(Construct):
         assert isinstance(service_resource, CfnResource)
         service_resource.node.add_dependency(cluster)
 
-        # Parked (desiredCount 0): the range [0, 0] stops every task at once and keeps them stopped.
-        self.scaling = self.service.auto_scale_task_count(
-            min_capacity=0 if settings.parked else settings.min_tasks,
-            max_capacity=0 if settings.parked else settings.max_tasks,
-        )
-        # Several target-tracking policies: the service scales out when any asks, and in only when every
-        # policy whose scale-in is enabled agrees; a policy without data never agrees (Application Auto
-        # Scaling user guide, "Target tracking scaling policies"). CPU always has data while a task
-        # runs, so CPU alone decides scale-in; the NeuronCore policy, whose metric comes from a
-        # sidecar that may be silent, only scales out.
-        self.scaling.scale_on_cpu_utilization(
-            "CpuUtilization",
-            policy_name=self._policy_name("CpuUtilization"),
-            target_utilization_percent=CPU_TARGET_PERCENT,
-            scale_in_cooldown=SCALE_IN_COOLDOWN,
-            scale_out_cooldown=SCALE_OUT_COOLDOWN,
-        )
-        if profile.neuron_metrics:
-            self.scaling.scale_to_track_custom_metric(
-                "NeuronCoreUtilization",
-                policy_name=self._policy_name("NeuronCoreUtilization"),
-                metric=neuron_core_utilization(cluster.cluster_name, self.service.service_name),
-                target_value=NEURON_TARGET_PERCENT,
-                disable_scale_in=True,
-                scale_in_cooldown=SCALE_IN_COOLDOWN,
-                scale_out_cooldown=SCALE_OUT_COOLDOWN,
-            )
-
-    def _policy_name(self, policy_id: str) -> str:
-        """CDK names a policy after its path; keep the name from before the model's grouping."""
-        return stable_unique_id(self, "Service", "TaskCount", "Target", policy_id)

@@ -18,6 +18,9 @@ from config.profile import RuntimeProfile
 from contracts import containers
 
 MODEL_ENTRY_KEYS = ("name", "cores", "grpcPort", "restPort", "modelS3Uri")
+# The fleet scales on one metric-math figure over two signals per model (components/fleet_scaling.py), and
+# "Alarms based on metric math expressions can have up to 10 metrics" (CloudWatch service quotas).
+MAX_MODELS = 5
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[A-Za-z0-9!_.'()/-]+?)/?")
 S3_ALLOWED = "expected s3://bucket/prefix (the folder holding <version>/saved_model.pb)"
@@ -175,6 +178,13 @@ def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -
         raise fail("models", value, allowed)
     if value and profile.one_task_per_instance:
         raise fail("models", "[...]", f"{profile.name} serves one model per instance: leave models empty")
+    if len(value) > MAX_MODELS:
+        raise fail(
+            "models",
+            f"[{len(value)} models]",
+            f"at most {MAX_MODELS}: the fleet scales on one figure over each model's CPU and NeuronCore "
+            "utilisation, and a CloudWatch metric-math alarm holds at most 10 metrics",
+        )
     entries = [_model_entry(index, entry, size, profile) for index, entry in enumerate(value)]
     names = [entry.name for entry in entries]
     if len(set(names)) != len(names):

@@ -167,6 +167,13 @@ def _counts(raw: ContextGetter, size: InstanceSize, models: tuple[ModelSettings,
             f"leaves room for one task ({max_instances} x {tasks_per_instance}): a deployment must start the "
             "replacement before the old task stops, so maxInstances x tasks per instance must be at least 2",
         )
+    if len(models) > 1 and desired_count > 0 and min_tasks < 2:
+        raise fail(
+            "minTasks",
+            min_tasks,
+            "must be at least 2 with several models: each instance holds one task of every model, so a deploy "
+            "replaces a model's tasks in place, one at a time, and with one task that model would stop serving",
+        )
     if min_tasks == 0 and desired_count > 0:
         raise fail(
             "minTasks",

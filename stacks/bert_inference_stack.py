@@ -9,6 +9,7 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from components.capacity import InferentiaCapacity
+from components.fleet_scaling import FleetScaling
 from components.load_balancer import InferenceLoadBalancer
 from components.logical_ids import KeepLogicalIds
 from components.managed_capacity import ManagedInferentiaCapacity
@@ -104,6 +105,16 @@ class BertInferenceStack(Stack):
             for index, model in enumerate(settings.models)
         ]
         Aspects.of(self).add(KeepLogicalIds())
+        # Parked (desiredCount 0): the range [0, 0] stops every task at once and keeps them stopped.
+        FleetScaling(
+            self,
+            "Scaling",
+            cluster_name=cluster.cluster_name,
+            services=[model.inference.service for model in served],
+            neuron_metrics=settings.profile.neuron_metrics,
+            min_tasks=0 if settings.parked else settings.min_tasks,
+            max_tasks=0 if settings.parked else settings.max_tasks,
+        )
 
         CfnOutput(self, outputs.CLUSTER_NAME, value=cluster.cluster_name)
         CfnOutput(self, outputs.SECURITY_GROUP_ID, value=network.security_group.security_group_id)

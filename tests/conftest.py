@@ -80,6 +80,8 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
     # Two models behind Triton on inf2.24xlarge: 6 cores each (chips 0-2 and 3-5) per instance.
     "triton-multi": {
         "instanceType": "inf2.24xlarge",
+        "minTasks": "2",
+        "desiredCount": "2",
         "models": json.dumps(
             [
                 {"name": "bert", "cores": 6, "grpcPort": 8500, "restPort": 8501, "modelS3Uri": "s3://models-b/bert"},
@@ -87,9 +89,14 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
             ]
         ),
     },
-    # Two models side by side on inf1.6xlarge: each instance holds one task of each, on two chips each.
+    # Two models side by side on inf1.6xlarge: each instance holds one task of each, on two chips each; two
+    # tasks of each at least, so a deploy in place never leaves a model without one.
     "multi": {
         "instanceType": "inf1.6xlarge",
+        "minTasks": "2",
+        "desiredCount": "2",
+        "maxInstances": "3",
+        "maxTasks": "3",
         "models": json.dumps(
             [
                 {"name": "bert", "cores": 8, "grpcPort": 8500, "restPort": 8501, "modelS3Uri": "s3://models-a/bert"},

@@ -359,4 +359,3 @@ def test_build_context_admits_only_named_files(dockerfile: Path) -> None:
 
     assert rules[0] == "*"
     assert all(rule.startswith("!") or rule.startswith("model-server/model/") for rule in rules[1:])
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from components.inference_service import deployment_percents, one_at_a_time_min_healthy_percent
 from config.hardware import INSTANCE_SIZES
 from tests.conftest import VARIANTS, Synthesized
+from tests.scaling_replay import TrackingPolicy, alternates, policy_from_template, replay
 
 SynthFn = Callable[[str], Synthesized]
 
@@ -111,94 +111,195 @@ def test_service_scales_between_min_and_max_tasks(synth: SynthFn, variant: str, 
     assert target["ScalableDimension"] == "ecs:service:DesiredCount"
 
 
-def test_libnrt_scales_on_neuroncore_utilisation_and_cpu(synth: SynthFn) -> None:
-    policies = scaling_policies(synth("default"))
-    neuron = next(config for name, config in policies.items() if "NeuronCoreUtilization" in name)
-    cpu = next(config for name, config in policies.items() if "CpuUtilization" in name)
+def test_libnrt_scales_on_the_busier_of_neuroncore_utilisation_and_cpu(synth: SynthFn) -> None:
+    (config,) = scaling_policies(synth("default")).values()
 
-    assert neuron["TargetValue"] == 70
-    metric = neuron["CustomizedMetricSpecification"]
-    assert (metric["Namespace"], metric["MetricName"], metric["Statistic"]) == (
-        "NeuronMonitor",
-        "NeuronCoreUtilizationAverage",
-        "Average",
-    )
-    assert metric["Dimensions"] == [
-        {"Name": "ClusterName", "Value": {"Ref": "ClusterEB0386A7"}},
-        {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["InferenceServiceE8D5C064", "Name"]}},
-    ]
-    assert cpu["TargetValue"] == 60
-    assert cpu["PredefinedMetricSpecification"] == {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}
+    assert config["TargetValue"] == 100
+    metrics = config["CustomizedMetricSpecification"]["Metrics"]
+    stats = {query["Id"]: query["MetricStat"]["Metric"] for query in metrics if "MetricStat" in query}
+    assert {(metric["Namespace"], metric["MetricName"]) for metric in stats.values()} == {
+        ("AWS/ECS", "CPUUtilization"),
+        ("NeuronMonitor", "NeuronCoreUtilizationAverage"),
+    }
+    for metric in stats.values():
+        assert metric["Dimensions"] == [
+            {"Name": "ClusterName", "Value": {"Ref": "ClusterEB0386A7"}},
+            {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["InferenceServiceE8D5C064", "Name"]}},
+        ]
     # scale out within a minute, in only after five: reloading a model onto NeuronCores is slow
-    assert (neuron["ScaleOutCooldown"], neuron["ScaleInCooldown"]) == (60, 300)
+    assert (config["ScaleOutCooldown"], config["ScaleInCooldown"]) == (60, 300)
+    assert "DisableScaleIn" not in config
 
 
-def test_rtd_has_no_neuron_monitor_so_scales_on_cpu_alone(synth: SynthFn) -> None:
-    assert [name for name in scaling_policies(synth("rtd")) if "Neuron" in name] == []
-    assert len(scaling_policies(synth("rtd"))) == 1
-
-
-def test_no_autoscaled_service_sets_a_desired_count(synth: SynthFn) -> None:
-    # CloudFormation would send DesiredCount on every update that touches the service, resetting the
-    # count autoscaling chose. Every service here is autoscaled, in every variant.
-    for variant in VARIANTS:
-        synthesized = synth(variant)
-        targets = synthesized.resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
-        scaled = {json.dumps(target["Properties"]["ResourceId"]) for target in targets}
-        for logical_id, service in synthesized.serving("AWS::ECS::Service").items():
-            assert logical_id in "".join(scaled), (variant, logical_id)
-            assert "DesiredCount" not in service["Properties"], (variant, logical_id)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A target-tracking policy as Application Auto Scaling evaluates it."""
-
-    name: str
-    target: float
-    scale_in: bool
-
-
-def decide(policies: list[Policy], metrics: dict[str, float | None]) -> str:
-    """What Application Auto Scaling does: out if any policy asks; in only if every policy with
-    scale-in enabled asks; a policy whose metric has insufficient data asks for nothing."""
-    readings = [(policy, metrics[policy.name]) for policy in policies]
-    if any(value is not None and value > policy.target for policy, value in readings):
-        return "out"
-    voters = [(policy, value) for policy, value in readings if policy.scale_in]
-    # target tracking scales in once the metric sits clearly below the target
-    if voters and all(value is not None and value < 0.9 * policy.target for policy, value in voters):
-        return "in"
-    return "hold"
-
-
-def policies_of(synthesized: Synthesized) -> list[Policy]:
+def policies_of(synthesized: Synthesized) -> list[TrackingPolicy]:
+    """The policies of the fleet's first service (every service has the same: see below)."""
+    policies = synthesized.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    first = min(json.dumps(policy["Properties"]["ScalingTargetId"]) for policy in policies)
     return [
-        Policy(
-            name="neuron" if "CustomizedMetricSpecification" in config else "cpu",
-            target=float(config["TargetValue"]),
-            scale_in=not config.get("DisableScaleIn", False),
-        )
-        for config in scaling_policies(synthesized).values()
+        policy_from_template(policy["Properties"]["TargetTrackingScalingPolicyConfiguration"])
+        for policy in policies
+        if json.dumps(policy["Properties"]["ScalingTargetId"]) == first
     ]
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_an_idle_service_scales_in_even_when_the_neuron_metric_is_missing(synth: SynthFn, variant: str) -> None:
-    policies = policies_of(synth(variant))
-
-    assert decide(policies, {"cpu": 5.0, "neuron": None}) == "in"
-    assert decide(policies, {"cpu": 5.0, "neuron": 3.0}) == "in"
-    assert decide(policies, {"cpu": 95.0, "neuron": None}) == "out"
-    if any(policy.name == "neuron" for policy in policies):
-        assert decide(policies, {"cpu": 5.0, "neuron": 95.0}) == "out"
+def steady(**readings: float | None) -> Callable[[int, int], dict[str, float | None]]:
+    """The same readings every minute, whatever the capacity (a replayed series)."""
+    return lambda minute, capacity: dict(readings)
 
 
-def test_the_simulation_blocks_scale_in_when_a_silent_policy_may_vote() -> None:
-    # What the template had before: both policies with scale-in enabled.
-    policies = [Policy("cpu", 60, scale_in=True), Policy("neuron", 70, scale_in=True)]
+def has_neuron_signal(synthesized: Synthesized) -> bool:
+    return synthesized.settings.profile.neuron_metrics
 
-    assert decide(policies, {"cpu": 5.0, "neuron": None}) == "hold"
+
+SCALED_VARIANTS = sorted(set(VARIANTS) - {"parked"})
+
+
+@pytest.mark.parametrize("variant", SCALED_VARIANTS)
+def test_busy_neuroncores_with_idle_cpu_never_scale_in(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    if not has_neuron_signal(synthesized):
+        pytest.skip("the rtd layout has no NeuronCore metric")
+    settings = synthesized.settings
+
+    actions = replay(
+        policies_of(synthesized),
+        steady(neuron=80.0, cpu=40.0),
+        capacity=settings.max_tasks,
+        low=settings.min_tasks,
+        high=settings.max_tasks,
+        minutes=60,
+    )
+
+    assert [action for action in actions if action.direction == "in"] == []
+
+
+@pytest.mark.parametrize("variant", SCALED_VARIANTS)
+def test_a_missing_neuron_metric_lets_cpu_decide(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    settings = synthesized.settings
+    bounds = {"low": settings.min_tasks, "high": settings.max_tasks}
+    policies = policies_of(synthesized)
+
+    idle = replay(policies, steady(neuron=None, cpu=10.0), capacity=settings.max_tasks, minutes=60, **bounds)
+    busy = replay(policies, steady(neuron=None, cpu=90.0), capacity=settings.min_tasks, minutes=60, **bounds)
+
+    if settings.max_tasks > settings.min_tasks:
+        assert idle
+        assert idle[0].direction == "in"
+        assert busy
+        assert busy[0].direction == "out"
+    assert all(action.direction == "in" for action in idle)
+    assert all(action.direction == "out" for action in busy)
+
+
+@pytest.mark.parametrize("variant", SCALED_VARIANTS)
+def test_both_signals_low_scale_in_and_either_high_scales_out(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    settings = synthesized.settings
+    if settings.max_tasks == settings.min_tasks:
+        pytest.skip("nothing to scale")
+    bounds = {"low": settings.min_tasks, "high": settings.max_tasks, "minutes": 60}
+    policies = policies_of(synthesized)
+
+    assert replay(policies, steady(neuron=5.0, cpu=5.0), capacity=settings.max_tasks, **bounds)[0].direction == "in"
+    assert replay(policies, steady(neuron=5.0, cpu=95.0), capacity=settings.min_tasks, **bounds)[0].direction == "out"
+    if has_neuron_signal(synthesized):
+        assert (
+            replay(policies, steady(neuron=95.0, cpu=5.0), capacity=settings.min_tasks, **bounds)[0].direction == "out"
+        )
+
+
+def closed_loop(neuron_demand: float | None, cpu_demand: float) -> Callable[[int, int], dict[str, float | None]]:
+    """Steady offered load: utilisation is the demand (in percent x tasks) spread over the tasks running."""
+    return lambda minute, capacity: {
+        "neuron": None if neuron_demand is None else min(100.0, neuron_demand / capacity),
+        "cpu": min(100.0, cpu_demand / capacity),
+    }
+
+
+def the_old_policy_set() -> list[TrackingPolicy]:
+    """What the template had before: CPU two-way, the NeuronCore policy scale-out only."""
+    return [
+        TrackingPolicy(60, True, 300, 60, lambda readings: readings["cpu"]),
+        TrackingPolicy(70, False, 300, 60, lambda readings: readings["neuron"]),
+    ]
+
+
+def test_the_replay_sees_the_old_policy_set_oscillate() -> None:
+    # NeuronCore-bound: 2 tasks at 80 %, host CPU at 40 %. Out to 3 for the cores, then in to 2 for the CPU, ...
+    actions = replay(the_old_policy_set(), closed_loop(160.0, 80.0), capacity=2, low=1, high=4, minutes=180)
+
+    assert alternates(actions)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    variant=st.sampled_from(SCALED_VARIANTS),
+    neuron_demand=st.one_of(st.none(), st.floats(0, 2000)),
+    cpu_demand=st.floats(0, 2000),
+    data=st.data(),
+)
+def test_no_steady_load_makes_the_fleet_alternate_out_and_in(
+    synth: SynthFn, variant: str, neuron_demand: float | None, cpu_demand: float, data: st.DataObject
+) -> None:
+    synthesized = synth(variant)
+    settings = synthesized.settings
+    start = data.draw(st.integers(settings.min_tasks, settings.max_tasks))
+
+    actions = replay(
+        policies_of(synthesized),
+        closed_loop(neuron_demand, cpu_demand),
+        capacity=start,
+        low=settings.min_tasks,
+        high=settings.max_tasks,
+        minutes=240,
+    )
+
+    assert not alternates(actions), actions
+
+
+def test_several_models_scale_in_step_on_one_figure(synth: SynthFn) -> None:
+    synthesized = synth("multi")
+    targets = synthesized.resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    policies = synthesized.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+
+    assert len(targets) == len(policies) == 2
+    assert {(t["Properties"]["MinCapacity"], t["Properties"]["MaxCapacity"]) for t in targets.values()} == {(2, 3)}
+    configs = [policy["Properties"]["TargetTrackingScalingPolicyConfiguration"] for policy in policies]
+    assert configs[0] == configs[1]  # same metrics, expression, target and cooldowns: the same decisions
+    services = {
+        json.dumps(dimension["Value"])
+        for query in configs[0]["CustomizedMetricSpecification"]["Metrics"]
+        if "MetricStat" in query
+        for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+        if dimension["Name"] == "ServiceName"
+    }
+    assert len(services) == 2  # each model's signals are in the figure
+
+
+def test_one_busy_model_scales_the_whole_fleet_out_and_keeps_it(synth: SynthFn) -> None:
+    synthesized = synth("multi")
+    policies = policies_of(synthesized)
+    service_refs = sorted(
+        {
+            json.dumps(dimension["Value"], sort_keys=True)
+            for policy in synthesized.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+            for query in policy["Properties"]["TargetTrackingScalingPolicyConfiguration"][
+                "CustomizedMetricSpecification"
+            ]["Metrics"]
+            if "MetricStat" in query
+            for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+            if dimension["Name"] == "ServiceName"
+        }
+    )
+    busy, idle = service_refs
+
+    def readings(minute: int, capacity: int) -> dict[str, float | None]:
+        return {f"neuron@{busy}": 90.0, f"cpu@{busy}": 30.0, f"neuron@{idle}": 5.0, f"cpu@{idle}": 5.0}
+
+    actions = replay(policies, readings, capacity=2, low=2, high=3, minutes=60)
+
+    assert [action.direction for action in actions] == ["out"]
 
 
 def simulate_deployment(count: int, min_percent: int, max_percent: int, slots: int) -> tuple[int, int]:
