@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.settings import SettingsError, load_settings
-from tests.conftest import CDK_JSON_CONTEXT, Synthesized
+from tests.conftest import CDK_JSON_CONTEXT, VARIANTS, Synthesized
+from tests.placement_sim import Fleet, ServiceSpec
 
 SynthFn = Callable[[str], Synthesized]
 
@@ -24,7 +29,9 @@ def model(name: str, cores: int, grpc: int, **extra: object) -> dict[str, object
 
 
 def layout(size: str, *models: dict[str, object]) -> dict[str, list[list[int]]]:
-    settings = load_settings({**CDK_JSON_CONTEXT, "instanceType": size, "models": list(models)}.get)
+    settings = load_settings(
+        {**CDK_JSON_CONTEXT, "instanceType": size, "models": list(models), "minTasks": 2, "desiredCount": 2}.get
+    )
     return {m.name: [list(m.cores(slot)) for slot in range(m.tasks_per_instance)] for m in settings.models}
 
 
@@ -159,3 +166,120 @@ def test_one_model_keeps_its_slots_at_the_task_size_without_offsets(synth: Synth
 
     assert "NEURON_CORE_OFFSET" not in env
     assert "NEURON_CORE_STRIDE" not in env
+
+
+# --- the layout through deploys, scaling and spot interruptions (tests/placement_sim.py) -----------
+
+
+def service_specs(synthesized: Synthesized) -> dict[str, ServiceSpec]:
+    """Each model service's CPU reservation, deployment configuration, constraints and strategy."""
+    task_definitions = synthesized.resources("AWS::ECS::TaskDefinition")
+    specs = {}
+    for logical_id, service in synthesized.serving("AWS::ECS::Service").items():
+        properties = service["Properties"]
+        definition = task_definitions[properties["TaskDefinition"]["Ref"]]["Properties"]
+        deployment = properties["DeploymentConfiguration"]
+        constraints = [constraint["Type"] for constraint in properties.get("PlacementConstraints", [])]
+        strategies = properties.get("PlacementStrategies", [])
+        specs[logical_id] = ServiceSpec(
+            name=logical_id,
+            cpu=sum(container.get("Cpu", 0) for container in definition["ContainerDefinitions"]),
+            min_percent=deployment["MinimumHealthyPercent"],
+            max_percent=deployment["MaximumPercent"],
+            distinct_instance="distinctInstance" in constraints,
+            binpack=strategies == [{"Type": "binpack", "Field": "CPU"}],
+        )
+    return specs
+
+
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("deploy"), st.integers(0, 4)),
+        st.tuples(st.just("out"), st.just(0)),
+        st.tuples(st.just("in"), st.just(0)),
+        st.tuples(st.just("interrupt"), st.integers(0, 10)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def run_events(fleet: Fleet, settings: Any, sequence: list[tuple[str, int]]) -> None:
+    services = sorted(fleet.specs)
+    for kind, value in sequence:
+        count = fleet.desired[services[0]]
+        if kind == "deploy":
+            fleet.deploy(services[value % len(services)])
+        elif kind == "out":
+            fleet.scale_to(min(settings.max_tasks, count + 1))
+        elif kind == "in":
+            fleet.scale_to(max(settings.min_tasks, count - 1))
+        else:
+            fleet.interrupt(value)
+        assert fleet.rows_intact(), (kind, [instance.tasks for instance in fleet.instances])
+        assert len(fleet.instances) == fleet.desired[services[0]]
+
+
+@pytest.mark.parametrize("variant", ["multi", "triton-multi"])
+@settings(max_examples=60, deadline=None)
+@given(sequence=events, seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_every_instance_keeps_one_task_of_each_model_and_no_model_stops_serving(
+    synth: SynthFn, variant: str, sequence: list[tuple[str, int]], seed: int, data: st.DataObject
+) -> None:
+    synthesized = synth(variant)
+    settings_ = synthesized.settings
+    size = settings_.instance_size
+    fleet = Fleet(
+        specs=service_specs(synthesized),
+        instance_cpu=size.vcpus * 1024,
+        max_instances=settings_.max_instances,
+        zones=settings_.zones.count,
+        rng=random.Random(seed),
+    )
+    fleet.start(data.draw(st.integers(settings_.min_tasks, settings_.max_tasks)))
+
+    run_events(fleet, settings_, sequence)
+
+    assert settings_.min_tasks >= 2
+    assert min(fleet.fewest_running.values()) >= 1  # no serving gap, at any moment of any event
+
+
+def test_the_simulation_sees_the_old_deployment_break_the_layout(synth: SynthFn) -> None:
+    # Maximum 200 % and the default spread: the new task needs an instance of its own, the old one stops.
+    synthesized = synth("multi")
+    specs = {
+        name: dataclasses.replace(spec, min_percent=100, max_percent=200, binpack=False)
+        for name, spec in service_specs(synthesized).items()
+    }
+    fleet = Fleet(specs=specs, instance_cpu=24 * 1024, max_instances=3, zones=3, rng=random.Random(0))
+    fleet.start(2)
+
+    fleet.deploy(sorted(specs)[0])
+
+    assert not fleet.rows_intact()
+
+
+def test_several_models_deploy_in_place_and_pack(synth: SynthFn) -> None:
+    for spec in service_specs(synth("multi")).values():
+        assert (spec.min_percent, spec.max_percent) == (50, 100)
+        assert spec.distinct_instance
+        assert spec.binpack
+
+
+def test_several_models_need_two_tasks_each(synth: SynthFn) -> None:
+    context = {**CDK_JSON_CONTEXT, **VARIANTS["multi"], "minTasks": "1", "desiredCount": "1"}
+    with pytest.raises(SettingsError, match=r"'minTasks' = 1: must be at least 2 with several models"):
+        load_settings(context.get)
+
+
+def test_the_simulation_sees_a_spread_scale_in_leave_half_empty_instances(synth: SynthFn) -> None:
+    # In-place deploys but ECS's default spread: each service stops a task on an instance of its own choosing.
+    specs = {name: dataclasses.replace(spec, binpack=False) for name, spec in service_specs(synth("multi")).items()}
+    broken = 0
+    for seed in range(20):
+        fleet = Fleet(specs=specs, instance_cpu=24 * 1024, max_instances=3, zones=3, rng=random.Random(seed))
+        fleet.start(3)
+        fleet.scale_to(2)
+        broken += not fleet.rows_intact()
+
+    assert broken > 0
