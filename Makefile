@@ -20,7 +20,7 @@ CDK_CLI := $(BIN)/python -m tools.cdk_cli
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth bootstrap test lint typecheck unit snapshot-update deploy diff destroy bench tunnel triton-check bench-local bench-synth proto constraints clean model model-check model-upload
+.PHONY: aws-credentials service-roles setup synth bootstrap test lint typecheck unit snapshot-update deploy diff destroy bench tunnel triton-check bench-local bench-synth proto constraints clean model model-check model-upload
 
 $(PY_STAMP): requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,18 +37,26 @@ synth: setup
 	$(CDK_CLI) synth --no-notices --quiet
 	@echo "Templates written to cdk.out/"
 
-# Once per account and region, before the first deploy: the CDK's staging bucket, image repository and roles.
-bootstrap: setup
+# Once per account and region, before the first deploy: the service-linked roles ECS and Auto Scaling use
+# (created first, so a new account's first deploy cannot race them), then the CDK's bucket, repository and roles.
+bootstrap: setup aws-credentials service-roles
 	$(CDK_CLI) bootstrap --no-notices
 
-diff: setup
+diff: setup aws-credentials
 	$(CDK_CLI) diff --no-notices
 
-deploy: setup
+deploy: setup aws-credentials
 	$(CDK_CLI) deploy --no-notices
 
-destroy: setup
+destroy: setup aws-credentials
 	$(CDK_CLI) destroy --no-notices
+
+# Before anything that needs an AWS account: one line naming `aws configure` or AWS_PROFILE if none is set up.
+aws-credentials: $(PY_STAMP)
+	@$(BIN)/python -m tools.aws_credentials
+
+service-roles: $(PY_STAMP) aws-credentials
+	$(BIN)/python -m tools.service_roles
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .

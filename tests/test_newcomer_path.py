@@ -115,7 +115,8 @@ def recorded_npx(tmp_path: Path) -> Path:
 def make(target: str, fake_bin: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     """``make <target>`` as typed, set-up steps taken as done, with ``npx`` recorded instead of run."""
     return subprocess.run(
-        ["make", "-s", "-o", "setup", "-o", ".venv/.installed", "-o", "node_modules/.installed", target]
+        ["make", "-s", "-o", "setup", "-o", ".venv/.installed", "-o", "node_modules/.installed"]
+        + ["-o", "aws-credentials", "-o", "service-roles", target]
         + [f"{name}={value}" for name, value in variables.items()],
         cwd=ROOT,
         env={**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"},
@@ -233,3 +234,28 @@ def test_no_command_in_the_readme_needs_the_venv_activated() -> None:
     bare = [line for line in typed if re.match(r"(python3?|pytest|mypy|ruff|cdk)\b", line)]
     assert typed
     assert bare == [], "type .venv/bin/<tool>, npx cdk or a make target instead"
+
+
+@pytest.mark.parametrize("target", ["deploy", "diff", "destroy", "bootstrap"])
+def test_without_credentials_make_says_how_to_set_them_up_before_any_synth(target: str, recorded_npx: Path) -> None:
+    nowhere = {
+        "AWS_CONFIG_FILE": "/nonexistent/config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata: nothing leaves this machine
+        "AWS_REGION": "us-east-1",
+    }
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")} | nowhere
+    result = subprocess.run(
+        ["make", "-s", "-o", "setup", "-o", ".venv/.installed", "-o", "node_modules/.installed", target],
+        cwd=ROOT,
+        env={**environment, "PATH": f"{recorded_npx}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert result.stdout == ""  # npx (the CDK CLI, hence synth) never ran
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert lines == ["error: no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_PROFILE"]
