@@ -180,6 +180,10 @@ class InferentiaCapacity(Construct):
             # With managed termination protection ECS lifts an instance's protection once it runs no
             # task, so scale-in only ever takes idle instances.
             new_instances_protected_from_scale_in=True,
+            # Spot: start a replacement on EC2's rebalance recommendation, which usually comes before the
+            # two-minute interruption notice; ECS managed draining drains the old instance as for a
+            # scale-in (ECS developer guide, "Safely stop Amazon ECS workloads running on EC2 instances").
+            capacity_rebalance=settings.spot or None,
             notifications=[autoscaling.NotificationConfiguration(topic=self.scaling_events)],
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,

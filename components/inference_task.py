@@ -39,6 +39,9 @@ CPU_UNITS_PER_VCPU = 1024
 MODEL_SYNC_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.15.0"
 MODEL_VOLUME = "model"
 MODEL_MOUNT = "/model"
+# After SIGTERM the server finishes what it holds (milliseconds per request); with the load balancer's
+# deregistration delay this fits a spot interruption notice (components/load_balancer.py).
+SERVER_STOP_TIMEOUT = Duration.seconds(30)
 # Loading a compiled BERT onto NeuronCores takes a while; ECS allows at most 300 s of grace.
 HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
 
@@ -288,7 +291,7 @@ class InferenceTaskDefinition(Construct):
             ),
             logging=self._logging(model.name),
             # Time for in-flight requests after SIGTERM; the load balancer stops sending first.
-            stop_timeout=Duration.seconds(60),
+            stop_timeout=SERVER_STOP_TIMEOUT,
         )
         if managed_devices:
             # ECS assigns the instance's Neuron devices to the one container that asks (ECS developer

@@ -17,8 +17,10 @@ from config.profile import RuntimeProfile
 
 # Docker's ephemeral range on the ECS-optimized AMIs, where dynamic host ports come from.
 DYNAMIC_HOST_PORTS = (32768, 65535)
-# In-flight requests finish before a target is dropped (scale-in, deployments, spot notices).
-DEREGISTRATION_DELAY = Duration.seconds(60)
+# In-flight requests finish before a target is dropped (scale-in, deployments, spot notices). A BERT
+# request takes milliseconds; the delay plus the server's stop timeout must fit a spot instance's
+# two-minute interruption notice with room for ECS to act (tests/test_capacity.py derives the budget).
+DEREGISTRATION_DELAY = Duration.seconds(30)
 
 
 class InferenceLoadBalancer(Construct):

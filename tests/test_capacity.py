@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.conftest import Synthesized
+from tests.conftest import ASG_VARIANTS, Synthesized
 
 SynthFn = Callable[[str], Synthesized]
 
@@ -208,3 +208,53 @@ def test_on_demand_base_keeps_instances_beneath_the_spot_ones(synth: SynthFn, va
     ]
 
     assert distribution["OnDemandBaseCapacity"] == base
+
+
+# --- a spot interruption's two minutes -------------------------------------------------------------
+
+# EC2 gives a spot instance two minutes' notice (ECS developer guide, "Spot Instance draining"); the ECS
+# agent looks for it every second (amazon-ecs-agent agent/app/agent.go, startSpotInstanceDrainingPoller)
+# and sets the instance DRAINING. What is left must cover ECS acting on that, then the target's
+# deregistration delay (new connections stop, in-flight ones finish), then the server's stop timeout.
+SPOT_NOTICE_SECONDS = 120
+AGENT_POLL_SECONDS = 1
+# Room for the DRAINING call, the scheduler choosing the tasks to stop, and the deregistration to start.
+ECS_REACTION_MARGIN_SECONDS = 45
+# The agent's default when a container sets none (amazon-ecs-agent README, ECS_CONTAINER_STOP_TIMEOUT).
+DEFAULT_STOP_TIMEOUT_SECONDS = 30
+
+
+def drain_seconds(synthesized: Synthesized) -> int:
+    """The longest a task's drain can take, from the template: deregistration delay + container stop timeout."""
+    delays = [
+        int(attribute["Value"])
+        for group in synthesized.resources("AWS::ElasticLoadBalancingV2::TargetGroup").values()
+        for attribute in group["Properties"].get("TargetGroupAttributes", [])
+        if attribute["Key"] == "deregistration_delay.timeout_seconds"
+    ]
+    stops = [
+        container.get("StopTimeout", DEFAULT_STOP_TIMEOUT_SECONDS)
+        for definition in synthesized.serving("AWS::ECS::TaskDefinition").values()
+        for container in definition["Properties"]["ContainerDefinitions"]
+    ]
+    assert delays
+    assert stops
+    return max(delays) + max(stops)
+
+
+@pytest.mark.parametrize("variant", ASG_VARIANTS)
+def test_a_task_drains_within_the_spot_notice_with_room_to_spare(synth: SynthFn, variant: str) -> None:
+    assert AGENT_POLL_SECONDS + drain_seconds(synth(variant)) <= SPOT_NOTICE_SECONDS - ECS_REACTION_MARGIN_SECONDS
+
+
+def test_the_budget_refuses_the_old_drain() -> None:
+    # 60 s deregistration delay + 60 s stop timeout: the whole notice, and ECS has not acted yet.
+    assert AGENT_POLL_SECONDS + 60 + 60 > SPOT_NOTICE_SECONDS - ECS_REACTION_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("variant", ASG_VARIANTS)
+def test_spot_groups_rebalance_before_the_interruption(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    group = synthesized.only("AWS::AutoScaling::AutoScalingGroup")
+
+    assert group.get("CapacityRebalance", False) is synthesized.settings.spot

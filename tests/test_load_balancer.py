@@ -77,7 +77,7 @@ def test_health_checks_mean_model_available(synth: SynthFn, variant: str) -> Non
 def test_scale_in_drains_connections_before_dropping_a_target(synth: SynthFn) -> None:
     for group in target_groups(synth("default")).values():
         attributes = {item["Key"]: item["Value"] for item in group["TargetGroupAttributes"]}
-        assert attributes["deregistration_delay.timeout_seconds"] == "60"
+        assert attributes["deregistration_delay.timeout_seconds"] == "30"
         assert attributes["deregistration_delay.connection_termination.enabled"] == "true"
 
 

@@ -92,7 +92,7 @@ def test_libnrt_server_publishes_grpc_and_rest_on_dynamic_host_ports(
     mappings = [(m["Name"], m["ContainerPort"], m["HostPort"], m["Protocol"]) for m in server["PortMappings"]]
     assert mappings == [("grpc", ports[0], 0, "tcp"), ("rest", ports[1], 0, "tcp")]
     assert synthesized.only_serving("AWS::ECS::TaskDefinition")["NetworkMode"] == "bridge"
-    assert server["StopTimeout"] == 60
+    assert server["StopTimeout"] == 30
 
 
 def status_body(state: str) -> dict[str, Any]:
