@@ -142,4 +142,3 @@ class InferenceService(Construct):
         service_resource = self.service.node.default_child
         assert isinstance(service_resource, CfnResource)
         service_resource.node.add_dependency(cluster)
-

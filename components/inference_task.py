@@ -17,6 +17,7 @@ from config.hardware import InstanceSize
 from config.log_retention import retention
 from config.placement import ModelSettings, S3Location
 from config.profile import RuntimeProfile, Sidecar
+from config.triton_memory import shared_memory_plan
 from contracts import containers, metrics
 from contracts import task_environment as env
 
@@ -252,7 +253,22 @@ class InferenceTaskDefinition(Construct):
     ) -> None:
         model = self._model
         managed_devices = self._profile.managed_neuron_devices
-        server_linux = ecs.LinuxParameters(self, "ServerLinuxParameters")
+        triton = self._profile.engine.instances_per_core
+        shm = self.shared_memory = (
+            shared_memory_plan(
+                instances=model.cores_per_task,
+                max_batch=batching.max_batch_size if batching else None,
+                size_settable=self._profile.own_instances,
+            )
+            if triton
+            else None
+        )
+        server_linux = ecs.LinuxParameters(
+            self,
+            "ServerLinuxParameters",
+            # Triton's Python backend: one shared-memory region per model instance (config/triton_memory.py)
+            shared_memory_size=shm.shm_mib if shm and shm.task_sets_size else None,
+        )
         server_linux.add_capabilities(ecs.Capability.IPC_LOCK)
         if not managed_devices:
             # Each model keeps its own slot locks: its slots are its own core ranges.
@@ -276,9 +292,15 @@ class InferenceTaskDefinition(Construct):
                 **({} if managed_devices else core_slot_environment(model)),
                 # serve.sh writes it to a file and turns on TF Serving's dynamic batching
                 **({env.BATCHING_PARAMETERS: batching.parameters_file()} if batching else {}),
-                # Triton runs one model instance per NeuronCore of the task (serve_triton.py)
+                # Triton runs one model instance per NeuronCore of the task, each with a region for a full batch
                 **(
-                    {env.TRITON_INSTANCES: str(model.cores_per_task)} if self._profile.engine.instances_per_core else {}
+                    {
+                        env.TRITON_INSTANCES: str(model.cores_per_task),
+                        env.TRITON_SHM_REGION_BYTES: str(shm.region_bytes),
+                        env.TRITON_MAX_BATCH: str(shm.max_batch),
+                    }
+                    if shm
+                    else {}
                 ),
             },
             linux_parameters=server_linux,

@@ -37,6 +37,7 @@ from config.profile import (
     RuntimeProfile,
     runtime_profile,
 )
+from config.triton_memory import largest_fitting_batch, shared_memory_plan
 
 __all__ = ["DEFAULTS", "SETTING_KEYS", "DeploymentSettings", "SettingsError", "check_setting_names", "load_settings"]
 
@@ -246,8 +247,17 @@ def _refuse_asg_only_settings(raw: ContextGetter) -> None:
             )
 
 
-def _batching(value: object, profile: RuntimeProfile) -> BatchingSettings | None:
+def _batching(value: object, profile: RuntimeProfile, models: tuple[ModelSettings, ...]) -> BatchingSettings | None:
     batching = parse_batching(value)
+    if batching and profile.engine.instances_per_core and not profile.own_instances:
+        instances = models[0].cores_per_task
+        if shared_memory_plan(instances=instances, max_batch=batching.max_batch_size, size_settable=False) is None:
+            raise fail(
+                "batching.maxBatchSize",
+                batching.max_batch_size,
+                f"at most {largest_fitting_batch(instances)} under ECS Managed Instances here: its tasks keep "
+                f"Docker's 64 MiB /dev/shm, which {instances} Triton model instances share, a full batch each",
+            )
     if batching and profile.runtime is NeuronRuntime.RTD:
         # serve.sh checks the batch sizes with python3, which the walk-through's Amazon Linux 2 base
         # image does not have (its yum runs on Python 2); the server would stop at every start.
@@ -379,7 +389,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         public_endpoint=public_endpoint,
         min_tasks=counts.min_tasks,
         max_tasks=counts.max_tasks,
-        batching=_batching(raw("batching"), profile),
+        batching=_batching(raw("batching"), profile, models),
         models=models,
         ami_id=ami_id,
         ami_release=_ami_release(raw("amiRelease"), ami_id),

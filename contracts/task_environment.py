@@ -22,6 +22,9 @@ MODEL_BASE_PATH = "MODEL_BASE_PATH"
 BATCHING_PARAMETERS = "BATCHING_PARAMETERS"
 # Triton: model instances to start, one per NeuronCore of the task (-> serve_triton.py)
 TRITON_INSTANCES = "TRITON_INSTANCES"
+# Triton: each instance's shared-memory region, and the largest batch it takes (config/triton_memory.py)
+TRITON_SHM_REGION_BYTES = "TRITON_SHM_REGION_BYTES"
+TRITON_MAX_BATCH = "TRITON_MAX_BATCH"
 # rtd layout: where the server finds neuron-rtd
 NEURON_RTD_ADDRESS = "NEURON_RTD_ADDRESS"
 # neuron-monitor sidecar (task -> neuron_emf.py)

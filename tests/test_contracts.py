@@ -12,6 +12,7 @@ import pytest
 from aws_cdk import aws_logs as logs
 
 from client import endpoint, pricing
+from config import triton_memory
 from config.engines import TRITON
 from config.hardware import INSTANCE_SIZES
 from config.log_retention import LOG_RETENTION_DAYS, retention
@@ -106,6 +107,9 @@ def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
         "NEURON_CORES_PER_TASK": env.NEURON_CORES_PER_TASK,
         "NEURON_RT_VISIBLE_CORES": env.NEURON_RT_VISIBLE_CORES,
         "TRITON_INSTANCES": env.TRITON_INSTANCES,
+        "TRITON_SHM_REGION_BYTES": env.TRITON_SHM_REGION_BYTES,
+        "TRITON_MAX_BATCH": env.TRITON_MAX_BATCH,
+        "MAX_REQUEST_BATCH": triton_memory.MAX_REQUEST_BATCH,
         "METRICS_PORT": TRITON.metrics_port,
     }
 

@@ -298,6 +298,8 @@ def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_pa
         "GRPC_PORT": "8500",
         "REST_PORT": "8501",
         "TRITON_INSTANCES": "2",
+        "TRITON_SHM_REGION_BYTES": str(3 * 1024 * 1024),
+        "TRITON_MAX_BATCH": "64",
         "NEURON_CORES_PER_TASK": "2",
         "NEURON_CORE_SLOTS": "6",
         "NEURON_SLOT_DIR": str(tmp_path / "slots"),
@@ -317,8 +319,12 @@ def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_pa
     assert "cores=0-1" in lines
     assert "--http-port=8501" in lines
     assert "--grpc-port=8500" in lines
+    # each instance's shared-memory region is sized for a full batch, and no request is larger
+    assert "--backend-config=python,shm-default-byte-size=3145728" in lines
     repository = next(line.split("=", 1)[1] for line in lines if line.startswith("--model-repository="))
-    assert "count: 2" in (Path(repository) / "bert" / "config.pbtxt").read_text()
+    config = (Path(repository) / "bert" / "config.pbtxt").read_text()
+    assert "count: 2" in config
+    assert "max_batch_size: 64\n" in config
 
 
 # --- the real thing on CPU: `make model FAMILY=cpu SERVER=triton TINY=1`, loaded by model.py ---

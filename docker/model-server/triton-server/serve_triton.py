@@ -5,8 +5,9 @@ the model's versions (baked into the image or copied from S3 by the task), the b
 traced for (its build record), the task's NeuronCores (one model instance each), and the batching
 setting. Standard library only; it runs on the image's Python.
 
-    env: MODEL_NAME, MODEL_BASE_PATH, GRPC_PORT, REST_PORT, TRITON_INSTANCES, [BATCHING_PARAMETERS],
-         [NEURON_CORES_PER_TASK ... for the core slot], TRITONSERVER, TRITON_BACKENDS
+    env: MODEL_NAME, MODEL_BASE_PATH, GRPC_PORT, REST_PORT, TRITON_INSTANCES, TRITON_SHM_REGION_BYTES,
+         TRITON_MAX_BATCH, [BATCHING_PARAMETERS], [NEURON_CORES_PER_TASK ... for the core slot],
+         TRITONSERVER, TRITON_BACKENDS
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ MODEL_FILE = "model.pt"
 NEURON_CORES_PER_TASK = "NEURON_CORES_PER_TASK"
 NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 TRITON_INSTANCES = "TRITON_INSTANCES"
+TRITON_SHM_REGION_BYTES = "TRITON_SHM_REGION_BYTES"
+TRITON_MAX_BATCH = "TRITON_MAX_BATCH"
 METRICS_PORT = 8002
-# The largest request batch Triton accepts when its dynamic batching is off (make model's BATCH bound).
+# The largest request batch Triton accepts when the task says none (make model's BATCH bound).
 MAX_REQUEST_BATCH = 256
+# The backend's own default region and growth step (python_backend README, "Managing Shared Memory").
+SHM_GROWTH_BYTES = 1024 * 1024
 _PARAMETER = re.compile(r"(\w+)\s*\{\s*value:\s*(\d+)\s*\}")
 
 
@@ -52,12 +57,21 @@ def sequence_length(version: Path) -> int:
     return int(json.loads((version / "assets.extra" / "model-build.json").read_text())["sequenceLength"])
 
 
-def model_config(*, name: str, instances: int, sequence: int, compiled: int, batching: dict[str, int] | None) -> str:
+def model_config(
+    *,
+    name: str,
+    instances: int,
+    sequence: int,
+    compiled: int,
+    batching: dict[str, int] | None,
+    max_batch: int = MAX_REQUEST_BATCH,
+) -> str:
     """config.pbtxt: the signature, one CPU-kind instance per NeuronCore, and batching agreed with the trace.
 
     With ``batching`` the dynamic batcher prefers multiples of the compiled batch up to
     ``maxBatchSize`` (which must be one), waiting at most ``batchTimeoutMicros``; without, each
-    request runs as it comes, in chunks of the compiled batch (model.py).
+    request of up to ``max_batch`` rows (what the instances' shared memory holds) runs as it comes,
+    in chunks of the compiled batch (model.py).
     """
     inputs = ",\n".join(
         f'  {{ name: "{input_name}" data_type: TYPE_INT32 dims: [ {sequence} ] }}' for input_name in INPUT_NAMES
@@ -65,7 +79,7 @@ def model_config(*, name: str, instances: int, sequence: int, compiled: int, bat
     lines = [
         f'name: "{name}"',
         'backend: "python"',
-        f"max_batch_size: {batching['max_batch_size'] if batching else MAX_REQUEST_BATCH}",
+        f"max_batch_size: {batching['max_batch_size'] if batching else max_batch}",
         f"input [\n{inputs}\n]",
         f'output [\n  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ -1 ] }}\n]',
         f"instance_group [ {{ kind: KIND_CPU count: {instances} }} ]",
@@ -88,7 +102,15 @@ def batching_from(parameters: str | None) -> dict[str, int] | None:
     return {name: int(value) for name, value in _PARAMETER.findall(parameters)}
 
 
-def write_repository(root: Path, *, name: str, base: Path, instances: int, batching: dict[str, int] | None) -> Path:
+def write_repository(
+    root: Path,
+    *,
+    name: str,
+    base: Path,
+    instances: int,
+    batching: dict[str, int] | None,
+    max_batch: int = MAX_REQUEST_BATCH,
+) -> Path:
     """``root/<name>/config.pbtxt`` and one folder per version: its files linked, model.py beside them."""
     found = versions(base)
     compiled = compiled_batch(base)
@@ -97,7 +119,12 @@ def write_repository(root: Path, *, name: str, base: Path, instances: int, batch
     model_dir = root / name
     model_dir.mkdir(parents=True)
     config = model_config(
-        name=name, instances=instances, sequence=sequence_length(found[-1]), compiled=compiled, batching=batching
+        name=name,
+        instances=instances,
+        sequence=sequence_length(found[-1]),
+        compiled=compiled,
+        batching=batching,
+        max_batch=max_batch,
     )
     (model_dir / "config.pbtxt").write_text(config)
     for version in found:
@@ -121,6 +148,7 @@ def main() -> int:
             base=Path(os.environ["MODEL_BASE_PATH"]),
             instances=int(os.environ[TRITON_INSTANCES]),
             batching=batching_from(os.environ.get("BATCHING_PARAMETERS")),
+            max_batch=int(os.environ.get(TRITON_MAX_BATCH, MAX_REQUEST_BATCH)),
         )
     except (StartError, ValueError) as error:
         print(f"ERROR: {error}", file=sys.stderr, flush=True)
@@ -135,6 +163,13 @@ def main() -> int:
         f"--metrics-port={METRICS_PORT}",
         "--model-control-mode=none",
     ]
+    region = os.environ.get(TRITON_SHM_REGION_BYTES)
+    if region:
+        # Each instance's region holds a full batch from the start, within what the task's /dev/shm holds.
+        arguments += [
+            f"--backend-config=python,shm-default-byte-size={region}",
+            f"--backend-config=python,shm-growth-byte-size={SHM_GROWTH_BYTES}",
+        ]
     os.execvp(server, arguments)
     return 0  # not reached
 
