@@ -35,7 +35,8 @@ SERVER_LINK_ALIAS = "model-server"
 SLOT_VOLUME = "neuron-slots"
 SLOT_HOST_PATH = "/var/run/neuron-core-slots"
 SLOT_MOUNT = "/run/neuron-slots"
-CPU_UNITS_PER_VCPU = 1024
+# "Supported values are between 0.125 vCPUs and 10 vCPUs" (task definition parameters for Managed Instances).
+MANAGED_TASK_MAX_CPU_UNITS = 10 * 1024
 # Copies the model from S3 into the task before the server starts (modelS3Uri).
 MODEL_SYNC_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.15.0"
 MODEL_VOLUME = "model"
@@ -63,7 +64,12 @@ def cpu_share(instance_sizes: Sequence[InstanceSize], cores_per_task: int) -> in
     task takes the whole instance and a distinct-instance constraint keeps it alone: config/fleet.py.)
     """
     smallest = min(instance_sizes, key=lambda size: size.vcpus)
-    return smallest.vcpus * CPU_UNITS_PER_VCPU * cores_per_task // smallest.neuron_cores
+    return smallest.schedulable_cpu_units * cores_per_task // smallest.neuron_cores
+
+
+def managed_task_cpu(size: InstanceSize) -> int:
+    """A Managed Instances task's CPU: the instance's, up to the 10 vCPUs such a task may ask for."""
+    return min(size.schedulable_cpu_units, MANAGED_TASK_MAX_CPU_UNITS)
 
 
 def core_slot_environment(model: ModelSettings) -> dict[str, str]:
@@ -122,7 +128,7 @@ class InferenceTaskDefinition(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self._profile = profile
-        self.task_definition = self._task_definition(profile)
+        self.task_definition = self._task_definition(profile, instance_sizes[0])
         port_mappings = [
             ecs.PortMapping(
                 container_port=port,
@@ -161,7 +167,7 @@ class InferenceTaskDefinition(Construct):
             "repository and log writes to the task's log group",
         )
 
-    def _task_definition(self, profile: RuntimeProfile) -> ecs.TaskDefinition:
+    def _task_definition(self, profile: RuntimeProfile, size: InstanceSize) -> ecs.TaskDefinition:
         pid_mode = ecs.PidMode.TASK if profile.shared_pid_namespace else None
         # CDK names the family after the path; keep the name from before the model's grouping.
         family = stable_unique_id(self, "TaskDefinition")
@@ -172,6 +178,10 @@ class InferenceTaskDefinition(Construct):
         # ECS Managed Instances: awsvpc, and MANAGED_INSTANCES compatibility. CDK's Ec2Service accepts
         # only EC2-compatible definitions, so the template is narrowed to MANAGED_INSTANCES here: a
         # NeuronDevice request is valid on Managed Instances only (ECS API, ResourceRequirement).
+        # Sized at task level, as AWS's Neuron example for Managed Instances is ("cpu": "8192",
+        # "memory": "16384", no container-level size; ECS developer guide, "Amazon ECS task definitions for
+        # AWS Neuron machine learning workloads"): what the instance can schedule, within the 10 vCPUs a
+        # Managed Instances task may ask for (task definition parameters for Managed Instances).
         task_definition = ecs.TaskDefinition(
             self,
             "TaskDefinition",
@@ -179,6 +189,8 @@ class InferenceTaskDefinition(Construct):
             network_mode=ecs.NetworkMode.AWS_VPC,
             pid_mode=pid_mode,
             family=family,
+            cpu=str(managed_task_cpu(size)),
+            memory_mib=str(size.schedulable_memory_mib),
         )
         resource = task_definition.node.default_child
         assert isinstance(resource, ecs.CfnTaskDefinition)
@@ -284,7 +296,8 @@ class InferenceTaskDefinition(Construct):
             container_name=model.name,
             image=server_image,
             essential=True,
-            cpu=cpu_share(instance_sizes, model.cores_per_task),
+            # Managed Instances size the task, not its containers (see _task_definition)
+            cpu=None if managed_devices else cpu_share(instance_sizes, model.cores_per_task),
             memory_reservation_mib=SERVER_MEMORY_RESERVATION_MIB,
             port_mappings=port_mappings,
             environment={

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+CPU_UNITS_PER_VCPU = 1024
+MEMORY_KEPT_BACK_PERCENT = 10
+
 
 class NeuronFamily(Enum):
     """An Inferentia generation: it decides the AMI, the driver and the model-server package."""
@@ -38,6 +41,18 @@ class InstanceSize:
             for size in range(1, self.neuron_cores + 1)
             if self.neuron_cores % size == 0 and (per_chip % size == 0 or size % per_chip == 0)
         )
+
+    @property
+    def schedulable_cpu_units(self) -> int:
+        """CPU units ECS registers for the instance: 1,024 a vCPU."""
+        return self.vcpus * CPU_UNITS_PER_VCPU
+
+    @property
+    def schedulable_memory_mib(self) -> int:
+        """Memory tasks may reserve: the agent registers less than the nominal size, for the kernel and the
+        platform (an m4.large's 8 GiB registers 7,985 MiB: ECS developer guide, "Container instance memory
+        management"); a tenth is kept back for those and the host's own daemons."""
+        return self.memory_gib * 1024 * (100 - MEMORY_KEPT_BACK_PERCENT) // 100
 
     @property
     def device_paths(self) -> tuple[str, ...]:

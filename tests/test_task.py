@@ -54,6 +54,10 @@ def test_libnrt_server_maps_every_device_and_claims_its_cores_at_start(synth: Sy
         expected_environment["MODEL_BASE_PATH"] = "/model"
     if settings.profile.engine.instances_per_core:  # Triton: one model instance per NeuronCore of the task
         expected_environment["TRITON_INSTANCES"] = str(settings.models[0].cores_per_task)
+        # and a shared-memory region per instance for its largest batch (tests/test_triton_memory.py)
+        expected_environment |= {
+            key: environment(server)[key] for key in ("TRITON_SHM_REGION_BYTES", "TRITON_MAX_BATCH")
+        }
     assert environment(server) == expected_environment
     slots_mount = {"ContainerPath": "/run/neuron-slots", "ReadOnly": False, "SourceVolume": "neuron-slots"}
     assert slots_mount in server["MountPoints"]
@@ -328,3 +332,41 @@ def test_every_container_that_calls_aws_knows_its_region(synth: SynthFn) -> None
 
     assert ("split", "model-sync") in callers
     assert ("default", "recovery") in callers
+
+
+# --- what an instance can schedule ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_tasks_an_instance_holds_fit_what_it_can_schedule(synth: SynthFn, variant: str) -> None:
+    synthesized = synth(variant)
+    settings = synthesized.settings
+    smallest = min(settings.instance_sizes, key=lambda size: size.vcpus)
+    definitions = synthesized.serving("AWS::ECS::TaskDefinition").values()
+    # one task of each model per slot row, tasks_per_instance rows an instance
+    cpu = memory = 0
+    for definition in definitions:
+        properties = definition["Properties"]
+        containers = properties["ContainerDefinitions"]
+        container_cpu = sum(c.get("Cpu", 0) for c in containers)
+        container_memory = sum(c.get("MemoryReservation", c.get("Memory", 0)) for c in containers)
+        if "Cpu" in properties:  # sized at task level (Managed Instances)
+            assert container_cpu <= int(properties["Cpu"])
+            assert container_memory <= int(properties["Memory"])
+            task_cpu, task_memory = int(properties["Cpu"]), int(properties["Memory"])
+        else:
+            task_cpu, task_memory = container_cpu, container_memory
+        cpu += task_cpu * settings.tasks_per_instance
+        memory += task_memory * settings.tasks_per_instance
+
+    assert cpu <= smallest.schedulable_cpu_units
+    assert memory <= smallest.schedulable_memory_mib
+    assert smallest.schedulable_memory_mib < smallest.memory_gib * 1024  # never the nominal size
+
+
+def test_managed_instances_size_the_task_as_awss_neuron_example_does(synth: SynthFn) -> None:
+    (definition,) = synth("managed").serving("AWS::ECS::TaskDefinition").values()
+    properties = definition["Properties"]
+
+    assert (properties["Cpu"], properties["Memory"]) == ("4096", str(16 * 1024 * 9 // 10))
+    assert all("Cpu" not in container for container in properties["ContainerDefinitions"])
