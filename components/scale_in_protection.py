@@ -57,12 +57,15 @@ class LiftScaleInProtectionOnDelete(Construct):
                 sid="FindTheInstances", actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"]
             )
         )
+        # A function with its own log group writes only if its role may (CDK grants the default group only).
+        log_group.grant_write(role)
         self.function = lambda_.Function(
             self,
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="index.handler",
             code=lambda_.Code.from_inline(HANDLER.read_text()),
+            # the Auto Scaling calls, then up to four tries at the answer (15 s each, 2 + 4 + 8 s apart)
             timeout=Duration.minutes(2),
             role=role,
             log_group=log_group,

@@ -169,3 +169,52 @@ def test_the_protection_is_lifted_after_the_provider_goes_and_before_the_group(s
 def test_the_handler_fits_in_an_inline_lambda() -> None:
     # CloudFormation's ZipFile takes at most 4,096 characters (AWS::Lambda::Function Code).
     assert len(HANDLER.read_text()) <= 4096
+
+
+class _FlakyCloudFormation(_CloudFormation):
+    """Refuses the first answer (as a throttled or briefly unreachable endpoint would), then takes them."""
+
+    refused: list[int]
+
+    def do_PUT(self) -> None:
+        if not self.refused:
+            self.refused.append(1)
+            self.send_response(503)
+            self.end_headers()
+            return
+        super().do_PUT()
+
+
+def test_an_answer_that_does_not_get_through_is_sent_again() -> None:
+    responses: list[dict[str, Any]] = []
+    pauses: list[float] = []
+    handler = type("Handler", (_FlakyCloudFormation,), {"answers": responses, "refused": []})
+    with serving(handler) as port:
+        lifter.handler(
+            event("Delete", f"http://127.0.0.1:{port}/x"), None, FakeAutoScaling({"i-1": True}), pauses.append
+        )
+
+    assert [answer["Status"] for answer in responses] == ["SUCCESS"]  # once, and not turned into FAILED
+    assert pauses == [lifter.ANSWER_BACKOFF_SECONDS]
+
+
+def test_the_answers_tries_fit_the_functions_timeout(synth: SynthFn) -> None:
+    (function,) = [
+        resource["Properties"]
+        for logical_id, resource in synth("default").resources("AWS::Lambda::Function").items()
+        if "LiftScaleInProtection" in logical_id
+    ]
+    pauses = sum(lifter.ANSWER_BACKOFF_SECONDS * 2**n for n in range(lifter.ANSWER_ATTEMPTS - 1))
+    worst = lifter.ANSWER_ATTEMPTS * 15 + pauses
+
+    assert worst + 10 <= function["Timeout"]  # ten seconds for the Auto Scaling calls
+
+
+def test_a_malformed_event_is_answered_too(cloudformation: tuple[str, list[dict[str, Any]]]) -> None:
+    url, responses = cloudformation
+    malformed = {key: value for key, value in event("Delete", url).items() if key != "ResourceProperties"}
+
+    lifter.handler(malformed, None, FakeAutoScaling(None, fail=True))
+
+    (answer,) = responses
+    assert answer["Status"] == "FAILED"

@@ -1,22 +1,25 @@
-"""Custom resource handler: on stack delete, lift scale-in protection from the group's instances.
+"""Custom resource: on stack delete, lift scale-in protection from the group's instances.
 
-With ECS managed termination protection the group protects new instances from scale-in, and ECS
-never clears those flags when its capacity provider is deleted (aws/containers-roadmap#2862), so
-CloudFormation's delete of the group (min/max/desired to 0) waits on protected instances until it
-times out (aws/aws-cdk#14732, #18179). This runs after the capacity provider is gone and before
-the group is deleted: it stops protecting new instances and unprotects every instance left.
-Create and Update do nothing. Standard library and boto3 only (the Lambda runtime's own).
+ECS never clears managed termination protection when its capacity provider goes
+(aws/containers-roadmap#2862), so deleting the group waits on protected instances until it times
+out (aws/aws-cdk#14732). This runs after the provider is gone, before the group: it stops
+protecting new instances and unprotects the rest. Create and Update do nothing. Standard library
+and boto3 only (the Lambda runtime's own).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 # SetInstanceProtection takes at most 50 instance IDs (EC2 Auto Scaling API reference).
 BATCH = 50
+# An answer that does not arrive leaves CloudFormation waiting an hour: try again, within the timeout.
+ANSWER_ATTEMPTS = 4
+ANSWER_BACKOFF_SECONDS = 2.0
 
 
 def _batches(items: list[str]) -> Iterator[list[str]]:
@@ -38,8 +41,9 @@ def lift(group_name: str, autoscaling: Any) -> list[str]:
     return protected
 
 
-def respond(event: Mapping[str, Any], status: str, reason: str, physical_id: str) -> None:
-    """Answers CloudFormation at the pre-signed ResponseURL (the custom resource response protocol)."""
+def respond(event: Mapping[str, Any], status: str, reason: str, physical_id: str, pause: Any = time.sleep) -> None:
+    """Answers CloudFormation at the pre-signed ResponseURL (the custom resource response protocol),
+    trying again with a growing pause when the answer does not get through."""
     body = json.dumps(
         {
             "Status": status,
@@ -53,13 +57,22 @@ def respond(event: Mapping[str, Any], status: str, reason: str, physical_id: str
     request = urllib.request.Request(
         event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
+    for attempt in range(1, ANSWER_ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                response.read()
+            return
+        except Exception as error:
+            print(json.dumps({"answer": status, "attempt": attempt, "error": str(error)}))
+            if attempt == ANSWER_ATTEMPTS:
+                raise
+            pause(ANSWER_BACKOFF_SECONDS * 2 ** (attempt - 1))
 
 
-def handler(event: Mapping[str, Any], context: Any, autoscaling: Any = None) -> None:
-    group_name = event["ResourceProperties"]["AutoScalingGroupName"]
+def handler(event: Mapping[str, Any], context: Any, autoscaling: Any = None, pause: Any = time.sleep) -> None:
+    group_name = str(event.get("ResourceProperties", {}).get("AutoScalingGroupName", ""))
     physical_id = f"lift-scale-in-protection-{group_name}"
+    status, reason = "SUCCESS", ""
     try:
         if event["RequestType"] == "Delete":
             if autoscaling is None:
@@ -68,6 +81,7 @@ def handler(event: Mapping[str, Any], context: Any, autoscaling: Any = None) -> 
                 autoscaling = boto3.client("autoscaling")
             lifted = lift(group_name, autoscaling)
             print(json.dumps({"group": group_name, "unprotected": lifted}))
-        respond(event, "SUCCESS", "", physical_id)
-    except Exception as error:  # CloudFormation waits an hour for an answer that never comes otherwise
-        respond(event, "FAILED", f"{type(error).__name__}: {error}", physical_id)
+    except Exception as error:  # reported, not raised: CloudFormation would wait an hour for an answer
+        status, reason = "FAILED", f"{type(error).__name__}: {error}"
+        print(json.dumps({"group": group_name, "error": reason}))
+    respond(event, status, reason, physical_id, pause)
