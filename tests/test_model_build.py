@@ -40,7 +40,7 @@ from modelbuild.neuron import (
 from modelbuild.options import DEFAULT_CHECKPOINT, DEFAULT_OUT, Family, ModelBuildError, default_family, parse_options
 from modelbuild.upload import upload, upload_command
 from tests.conftest import ROOT
-from tests.test_neuron_releases import MANIFEST, installed_by
+from tests.test_neuron_releases import MANIFEST
 
 NEURON_FAMILIES = [Family.INF1, Family.INF2]
 
@@ -118,6 +118,25 @@ NEURON_BUILDS = [
     (Family.INF2, ServingEngine.TFSERVING, LIBNRT_RELEASES[NeuronFamily.INF2]),
     (Family.INF2, ServingEngine.TRITON, TRITON_INF2),
 ]
+def installed_by(dockerfile: Path, build_args: dict[str, str]) -> set[tuple[str, str]]:
+    """The Neuron wheels a compile image's pip installs: "${X_PACKAGE}==${X_VERSION}" with the build arguments."""
+    pins = re.findall(r'"\$\{([A-Z_]+_PACKAGE)\}==\$\{([A-Z_]+_VERSION)\}"', dockerfile.read_text())
+    return {(build_args[name], build_args[version]) for name, version in pins}
+
+
+def pip_pins(dockerfile: Path) -> dict[str, str]:
+    """The literal name==version pins of a Dockerfile's pip installs."""
+    return dict(re.findall(r'"([a-z0-9][a-z0-9_.-]*)==([0-9][^"+]*)"', dockerfile.read_text()))
+
+
+def test_the_tensorflow_compile_image_keeps_numpy_below_2() -> None:
+    # TensorFlow 2.10 does not import under numpy 2 (tensorflow#91042); unpinned, pip resolves numpy 2.x.
+    pins = pip_pins(COMPILER_CONTEXT / "Dockerfile")
+
+    assert int(pins["numpy"].split(".")[0]) < 2
+    assert pins["transformers"] == "4.36.2"
+
+
 each_neuron_build = pytest.mark.parametrize(
     ("family", "server", "server_releases"), NEURON_BUILDS, ids=lambda value: getattr(value, "value", "")
 )
