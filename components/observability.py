@@ -144,7 +144,11 @@ class ServiceObservability(Construct):
                 evaluation_periods=5,
                 comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 description=f"Fewer than minTasks ({min_tasks}) model-server tasks running for 5 minutes",
-                missing=cloudwatch.TreatMissingData.BREACHING,
+                # "ignore: the current alarm state is maintained" (CloudWatch user guide, "Configuring how
+                # CloudWatch alarms treat missing data"): before the service's first report (every first
+                # deploy) the alarm stays INSUFFICIENT_DATA and notifies nobody; once it has fired, a
+                # service that stops reporting keeps it firing. "breaching" fired on every first deploy.
+                missing=cloudwatch.TreatMissingData.IGNORE,
             )
 
         widgets: list[cloudwatch.IWidget] = [

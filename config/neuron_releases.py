@@ -90,7 +90,7 @@ def pip_pins(packages: tuple[NeuronPackage, ...]) -> str:
     return " ".join(package.pin for package in packages if package.pip)
 
 
-# The last TF Serving for Neuron: 2.10.1.2.12.2.0 ships in Neuron 2.20.2 through 2.28.1 for inf1,
+# The last TF Serving for Neuron: 2.10.1.2.12.2.0 first shipped in Neuron 2.20.1 and ships through 2.28.1 for inf1,
 # trn1 and inf2; no release after 2.28.1 has one (n2-manifest.json).
 LAST_TF_SERVING_RELEASE = "2.28.1"
 TF_SERVING = NeuronPackage("tensorflow-model-server-neuronx", "2.10.1.2.12.2.0")

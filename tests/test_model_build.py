@@ -118,6 +118,8 @@ NEURON_BUILDS = [
     (Family.INF2, ServingEngine.TFSERVING, LIBNRT_RELEASES[NeuronFamily.INF2]),
     (Family.INF2, ServingEngine.TRITON, TRITON_INF2),
 ]
+
+
 def installed_by(dockerfile: Path, build_args: dict[str, str]) -> set[tuple[str, str]]:
     """The Neuron wheels a compile image's pip installs: "${X_PACKAGE}==${X_VERSION}" with the build arguments."""
     pins = re.findall(r'"\$\{([A-Z_]+_PACKAGE)\}==\$\{([A-Z_]+_VERSION)\}"', dockerfile.read_text())

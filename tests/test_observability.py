@@ -60,14 +60,57 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_on_recovery(synth: SynthFn)
         assert alarm["AlarmDescription"]
 
 
-def test_too_few_tasks_alarms_below_min_tasks_and_when_silent(synth: SynthFn) -> None:
+def test_too_few_tasks_alarms_below_min_tasks(synth: SynthFn) -> None:
     (too_few,) = [alarm for key, alarm in alarms(synth("split")).items() if key.startswith("TooFewTasks")]
 
     assert too_few["MetricName"] == "RunningTaskCount"
     assert too_few["Namespace"] == "ECS/ContainerInsights"
     assert too_few["ComparisonOperator"] == "LessThanThreshold"
     assert too_few["Threshold"] == 2  # the split variant's minTasks
-    assert too_few["TreatMissingData"] == "breaching"  # no tasks report nothing
+
+
+def alarm_states(alarm: dict[str, Any], datapoints: list[float | None]) -> list[str]:
+    """CloudWatch's evaluation, minute by minute: ALARM when every datapoint of the last EvaluationPeriods
+    breaches, OK when none does; a missing datapoint counts as TreatMissingData says (CloudWatch user guide,
+    "Configuring how CloudWatch alarms treat missing data": breaching, notBreaching; ignore keeps the
+    current state; missing goes to INSUFFICIENT_DATA when all are missing)."""
+    window, treat = alarm["EvaluationPeriods"], alarm.get("TreatMissingData", "missing")
+
+    def breaches(value: float) -> bool:
+        below = alarm["ComparisonOperator"] == "LessThanThreshold"
+        return value < alarm["Threshold"] if below else value > alarm["Threshold"]
+
+    state, states = "INSUFFICIENT_DATA", []
+    for minute in range(len(datapoints)):
+        recent = datapoints[max(0, minute - window + 1) : minute + 1]
+        if treat in ("breaching", "notBreaching"):
+            verdicts = [treat == "breaching" if value is None else breaches(value) for value in recent]
+        else:
+            verdicts = [breaches(value) for value in recent if value is not None]
+        if not verdicts:
+            state = state if treat == "ignore" else "INSUFFICIENT_DATA"
+        elif len(verdicts) == window and all(verdicts):
+            state = "ALARM"
+        elif not any(verdicts):
+            state = "OK"
+        states.append(state)
+    return states
+
+
+def test_a_first_deploy_raises_no_too_few_tasks_alarm_and_a_lost_service_does(synth: SynthFn) -> None:
+    (too_few,) = [alarm for key, alarm in alarms(synth("split")).items() if key.startswith("TooFewTasks")]
+    first_deploy = [None] * 12 + [2.0] * 10  # Container Insights reports only once tasks run
+    lost = [2.0] * 10 + [0.0] * 10
+
+    assert "ALARM" not in alarm_states(too_few, first_deploy)
+    assert alarm_states(too_few, lost)[-1] == "ALARM"
+    assert alarm_states(too_few, [*lost, *[None] * 10])[-1] == "ALARM"  # and silence keeps it firing
+
+
+def test_the_evaluation_sees_that_breaching_fired_on_every_first_deploy(synth: SynthFn) -> None:
+    (too_few,) = [alarm for key, alarm in alarms(synth("split")).items() if key.startswith("TooFewTasks")]
+
+    assert "ALARM" in alarm_states({**too_few, "TreatMissingData": "breaching"}, [None] * 12 + [2.0] * 10)
 
 
 def test_unhealthy_targets_alarm_after_three_minutes(synth: SynthFn) -> None:
