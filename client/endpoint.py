@@ -74,8 +74,16 @@ def aws_client(session: Any, service: str) -> Any:
         ) from None
 
 
-def resolve(stack_name: str, session: Any = None, model: str | None = None) -> StackEndpoint:
-    """Reads the stack's outputs; prefers a load balancer address, else a running task's instance.
+def stack_outputs(session: Any, stack_name: str) -> dict[str, str]:
+    """The stack's CloudFormation outputs by key."""
+    return _outputs(aws_client(session, "cloudformation"), stack_name)
+
+
+def resolve(
+    stack_name: str, session: Any = None, model: str | None = None, outputs: dict[str, str] | None = None
+) -> StackEndpoint:
+    """Reads the stack's outputs (or takes ``outputs`` already read); prefers a load balancer address,
+    else a running task's instance.
 
     ``model`` picks one model of a several-model stack (its own ports); by default the first.
     """
@@ -83,7 +91,8 @@ def resolve(stack_name: str, session: Any = None, model: str | None = None) -> S
         import boto3  # noqa: PLC0415  (only --stack needs it)
 
         session = boto3.session.Session()
-    outputs = _outputs(aws_client(session, "cloudformation"), stack_name)
+    if outputs is None:
+        outputs = stack_outputs(session, stack_name)
     missing = [key for key in (keys.GRPC_PORT, keys.REST_PORT, keys.MODEL_NAME) if key not in outputs]
     if missing:
         raise EndpointNotFound(f"stack {stack_name!r} has no output {', '.join(missing)}: is it this project's stack?")

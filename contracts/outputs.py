@@ -10,6 +10,11 @@ NOTIFICATIONS_TOPIC_ARN = "NotificationsTopicArn"
 # The API the endpoint speaks: "tfserving" (TF Serving's own) or "kserve" (Triton's KServe v2), the client's --api.
 SERVER_API = "ServerApi"
 
+# make tunnel's relay task (components/endpoint_relay.py): what RunTask needs to start it.
+RELAY_TASK_DEFINITION = "RelayTaskDefinitionArn"
+RELAY_SECURITY_GROUP = "RelaySecurityGroupId"
+RELAY_SUBNETS = "RelaySubnetIds"
+
 # One of each per served model: the first model's keys are bare, the n-th's are prefixed "Model<n>".
 MODEL_NAME = "ModelName"
 SERVICE_NAME = "ServiceName"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aspects, CfnOutput, Fn, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from components.capacity import InferentiaCapacity
+from components.endpoint_relay import EndpointRelay
 from components.fleet_scaling import FleetScaling
 from components.load_balancer import InferenceLoadBalancer
 from components.logical_ids import KeepLogicalIds
@@ -69,6 +71,14 @@ class BertInferenceStack(Stack):
             allowed_cidr=settings.allowed_cidr,
         )
         endpoint.admit_to(network.security_group, settings.profile, settings.models)
+        relay = EndpointRelay(
+            self,
+            "Relay",
+            vpc=network.vpc,
+            endpoint_security_group=endpoint.security_group,
+            load_balancer_ports=[port for model in settings.models for port in (model.grpc_port, model.rest_port)],
+            log_retention_days=settings.log_retention_days,
+        )
         EndpointAlarms(
             self, "EndpointAlarms", load_balancer=endpoint.load_balancer, notifications=capacity.scaling_events
         )
@@ -127,6 +137,13 @@ class BertInferenceStack(Stack):
             value=endpoint.load_balancer.load_balancer_dns_name,
         )
         CfnOutput(self, outputs.NOTIFICATIONS_TOPIC_ARN, value=capacity.scaling_events.topic_arn)
+        CfnOutput(self, outputs.RELAY_TASK_DEFINITION, value=relay.task_definition.task_definition_arn)
+        CfnOutput(self, outputs.RELAY_SECURITY_GROUP, value=relay.security_group.security_group_id)
+        CfnOutput(
+            self,
+            outputs.RELAY_SUBNETS,
+            value=Fn.join(",", network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids),
+        )
         # The first model's outputs carry no prefix, so a one-model stack reads as the walk-through's.
         for index, model in enumerate(served):
             values = {

@@ -180,40 +180,74 @@ def test_no_credentials_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
         resolve("BertInferentia", boto3.session.Session(region_name="us-east-1"))
 
 
-def test_the_tunnel_forwards_a_local_port_through_an_instance_to_the_models_port(session: StubbedSession) -> None:
-    from tools.tunnel import DOCUMENT, plan  # noqa: PLC0415
+RELAY_OUTPUTS = {
+    "ClusterName": "cluster-1",
+    "RelayTaskDefinitionArn": "arn:aws:ecs:us-east-1:111111111111:task-definition/relay:1",
+    "RelaySecurityGroupId": "sg-0relay",
+    "RelaySubnetIds": "subnet-a,subnet-b",
+}
+RELAY_TASK = "arn:aws:ecs:us-east-1:111111111111:task/cluster-1/0123456789abcdef"
 
-    describe_stacks(session, MULTI_OUTPUTS)
-    instance_arn = "arn:aws:ecs:us-east-1:111111111111:container-instance/cluster-1/def"
-    session.stubs["ecs"].add_response(
-        "list_container_instances",
-        {"containerInstanceArns": [instance_arn]},
-        {"cluster": "cluster-1", "status": "ACTIVE"},
+
+def relay_task(status: str, agent: str | None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "relay", "runtimeId": "0123456789abcdef-3524792233"}
+    if agent:
+        container["managedAgents"] = [{"name": "ExecuteCommandAgent", "lastStatus": agent}]
+    return {"taskArn": RELAY_TASK, "lastStatus": status, "containers": [container]}
+
+
+def test_the_tunnel_runs_the_relay_on_fargate_and_forwards_through_it(session: StubbedSession) -> None:
+    from tools.tunnel import DOCUMENT, session_command, start_relay  # noqa: PLC0415
+
+    ecs = session.stubs["ecs"]
+    ecs.add_response(
+        "run_task",
+        {"tasks": [relay_task("PROVISIONING", None)], "failures": []},
+        {
+            "cluster": "cluster-1",
+            "taskDefinition": RELAY_OUTPUTS["RelayTaskDefinitionArn"],
+            "launchType": "FARGATE",
+            "enableExecuteCommand": True,
+            "startedBy": "make-tunnel",
+            "count": 1,
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": ["subnet-a", "subnet-b"],
+                    "securityGroups": ["sg-0relay"],
+                    "assignPublicIp": "DISABLED",
+                }
+            },
+        },
     )
-    session.stubs["ecs"].add_response(
-        "describe_container_instances",
-        {"containerInstances": [{"containerInstanceArn": instance_arn, "ec2InstanceId": "i-0123"}]},
-        {"cluster": "cluster-1", "containerInstances": [instance_arn]},
-    )
-    session.region_name = "us-east-1"  # type: ignore[attr-defined]
+    ecs.add_response("describe_tasks", {"tasks": [relay_task("PENDING", "PENDING")]})
+    ecs.add_response("describe_tasks", {"tasks": [relay_task("RUNNING", "RUNNING")]})
+    pauses: list[float] = []
 
-    command = plan("BertInferentia", "rest", "distilbert", None, session)
+    relay = start_relay(session.client("ecs"), RELAY_OUTPUTS, sleep=pauses.append)
+    command = session_command(relay=relay, host="nlb-1", port=8503, local_port=9000, region="us-east-1")
 
+    assert pauses == [5]
     assert command == [
-        *("aws", "ssm", "start-session", "--region", "us-east-1", "--target", "i-0123"),
+        *("aws", "ssm", "start-session", "--region", "us-east-1"),
+        *("--target", "ecs:cluster-1_0123456789abcdef_0123456789abcdef-3524792233"),
         *("--document-name", DOCUMENT),
-        *("--parameters", "host=nlb-1.elb.us-east-1.amazonaws.com,portNumber=8503,localPortNumber=8503"),
+        *("--parameters", "host=nlb-1,portNumber=8503,localPortNumber=9000"),
     ]
 
 
-def test_a_parked_stack_has_no_instance_to_tunnel_through(session: StubbedSession) -> None:
-    from tools.tunnel import TunnelError, plan  # noqa: PLC0415
+def test_a_relay_that_stops_is_one_line(session: StubbedSession) -> None:
+    from tools.tunnel import TunnelError, start_relay  # noqa: PLC0415
 
-    describe_stacks(session, {**OUTPUTS, "LoadBalancerDnsName": "nlb-1"})
-    session.stubs["ecs"].add_response(
-        "list_container_instances", {"containerInstanceArns": []}, {"cluster": "cluster-1", "status": "ACTIVE"}
-    )
-    session.region_name = "us-east-1"  # type: ignore[attr-defined]
+    session.stubs["ecs"].add_response("run_task", {"tasks": [relay_task("PROVISIONING", None)], "failures": []})
+    stopped = relay_task("STOPPED", None) | {"stoppedReason": "CannotPullContainerError: timeout"}
+    session.stubs["ecs"].add_response("describe_tasks", {"tasks": [stopped]})
 
-    with pytest.raises(TunnelError, match="has no instance to tunnel through"):
-        plan("BertInferentia", "grpc", None, 9000, session)
+    with pytest.raises(TunnelError, match="the relay task stopped: CannotPullContainerError"):
+        start_relay(session.client("ecs"), RELAY_OUTPUTS, sleep=lambda _: None)
+
+
+def test_a_stack_from_before_the_relay_is_one_line(session: StubbedSession) -> None:
+    from tools.tunnel import TunnelError, start_relay  # noqa: PLC0415
+
+    with pytest.raises(TunnelError, match="no RelayTaskDefinitionArn, RelaySubnetIds output"):
+        start_relay(session.client("ecs"), {"ClusterName": "cluster-1"})
