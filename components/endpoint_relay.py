@@ -24,9 +24,9 @@ from constructs import Construct
 
 from components.findings import acknowledge
 from config.log_retention import retention
+from contracts import containers
 
 RELAY_IMAGE = "public.ecr.aws/amazonlinux/amazonlinux:2023"
-RELAY_CONTAINER = "relay"
 RELAY_LIFETIME_SECONDS = 8 * 3600
 
 
@@ -77,25 +77,14 @@ class EndpointRelay(Construct):
         )
         self.task_definition.add_container(
             "Relay",
-            container_name=RELAY_CONTAINER,
+            container_name=containers.RELAY,
             image=ecs.ContainerImage.from_registry(RELAY_IMAGE),
             command=["sleep", str(RELAY_LIFETIME_SECONDS)],
             essential=True,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix=RELAY_CONTAINER, log_group=log_group),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=containers.RELAY, log_group=log_group),
         )
         acknowledge(
             self.task_definition.task_role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
             "ssmmessages channel actions support no resource-level permissions (Service Authorization Reference)",
-        )
-        execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
-        acknowledge(
-            execution_policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "CDK's execution role policy; the relay's image is public and its logs go to its own group",
-        )
-        acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            "The relay's container has no environment at all",
         )

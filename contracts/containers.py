@@ -10,3 +10,5 @@ SIDECARS = frozenset({NEURON_MONITOR, NEURON_RTD, MODEL_SYNC})
 NPD = "npd"
 RECOVERY = "recovery"
 DAEMON = frozenset({NPD, RECOVERY})
+# make tunnel's relay task, alone in its task (tools/tunnel.py finds it by this name)
+RELAY = "relay"

@@ -118,8 +118,10 @@ ASG_VARIANTS = tuple(
     sorted(name for name, overrides in VARIANTS.items() if overrides.get("capacity") != "managedInstances")
 )
 
-# Logical IDs of the Neuron problem detector and recovery daemon's resources start with its construct ID.
+# Logical IDs of the resources that serve no model start with their construct's ID: the Neuron problem
+# detector and recovery daemon, and make tunnel's relay task.
 NEURON_RECOVERY_PREFIX = "NeuronRecovery"
+RELAY_PREFIX = "Relay"
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,11 @@ class Synthesized:
         return dict(next(iter(found.values()))["Properties"])
 
     def serving(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        """The resources of ``resource_type`` that serve models (not the Neuron problem detector's)."""
+        """The resources of ``resource_type`` that serve models (not the Neuron problem detector's or the relay's)."""
         return {
             logical_id: resource
             for logical_id, resource in self.resources(resource_type).items()
-            if not logical_id.startswith(NEURON_RECOVERY_PREFIX)
+            if not logical_id.startswith((NEURON_RECOVERY_PREFIX, RELAY_PREFIX))
         }
 
     def only_serving(self, resource_type: str) -> dict[str, Any]:

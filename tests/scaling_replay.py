@@ -90,18 +90,22 @@ def _reading(readings: Readings, signal: str) -> float | None:
 
 def policy_from_template(config: Mapping[str, Any]) -> TrackingPolicy:
     """The TargetTrackingScalingPolicyConfiguration of an ``AWS::ApplicationAutoScaling::ScalingPolicy``."""
-    common = {
-        "target": float(config["TargetValue"]),
-        "scale_in": not config.get("DisableScaleIn", False),
-        "scale_in_cooldown": int(config.get("ScaleInCooldown", 300)),
-        "scale_out_cooldown": int(config.get("ScaleOutCooldown", 300)),
-    }
+
+    def policy(evaluate: Callable[[Readings], float | None]) -> TrackingPolicy:
+        return TrackingPolicy(
+            target=float(config["TargetValue"]),
+            scale_in=not config.get("DisableScaleIn", False),
+            scale_in_cooldown=int(config.get("ScaleInCooldown", 300)),
+            scale_out_cooldown=int(config.get("ScaleOutCooldown", 300)),
+            evaluate=evaluate,
+        )
+
     if "PredefinedMetricSpecification" in config:
-        return TrackingPolicy(**common, evaluate=lambda readings: readings.get("cpu"))
+        return policy(lambda readings: readings.get("cpu"))
     queries = config["CustomizedMetricSpecification"].get("Metrics")
     if queries is None:  # one plain metric
         signal = _signal(config["CustomizedMetricSpecification"])
-        return TrackingPolicy(**common, evaluate=lambda readings: _reading(readings, signal))
+        return policy(lambda readings: _reading(readings, signal))
     signals = {query["Id"]: _signal(query["MetricStat"]["Metric"]) for query in queries if "MetricStat" in query}
     (returned,) = [query for query in queries if query.get("ReturnData", True) and "Expression" in query]
 
@@ -109,7 +113,7 @@ def policy_from_template(config: Mapping[str, Any]) -> TrackingPolicy:
         values = {metric_id: _reading(readings, signal) for metric_id, signal in signals.items()}
         return _evaluate(returned["Expression"], values)
 
-    return TrackingPolicy(**common, evaluate=evaluate)
+    return policy(evaluate)
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ def replay(
     for minute in range(minutes):
         now = readings(minute, capacity)
         values = [policy.evaluate(now) for policy in policies]
-        wanted = []
+        wanted: list[int | None] = []
         for index, (policy, value) in enumerate(zip(policies, values, strict=True)):
             if value is None:
                 above[index] = below[index] = 0

@@ -233,7 +233,7 @@ def drain_seconds(synthesized: Synthesized) -> int:
         if attribute["Key"] == "deregistration_delay.timeout_seconds"
     ]
     stops = [
-        container.get("StopTimeout", DEFAULT_STOP_TIMEOUT_SECONDS)
+        int(container.get("StopTimeout", DEFAULT_STOP_TIMEOUT_SECONDS))
         for definition in synthesized.serving("AWS::ECS::TaskDefinition").values()
         for container in definition["Properties"]["ContainerDefinitions"]
     ]

@@ -155,7 +155,7 @@ def test_every_container_name_is_a_sidecar_or_a_model(synth: SynthFn, variant: s
     models = {model.name for model in synthesized.settings.models}
     for task in synthesized.resources("AWS::ECS::TaskDefinition").values():
         names = {container["Name"] for container in task["Properties"]["ContainerDefinitions"]}
-        if names == containers.DAEMON:
+        if names in (containers.DAEMON, {containers.RELAY}):
             continue
         assert names - models <= containers.SIDECARS
         assert len(names & models) == 1
@@ -177,6 +177,9 @@ def test_the_stack_declares_exactly_the_outputs_the_client_knows(synth: SynthFn,
         outputs.LOAD_BALANCER_DNS_NAME,
         outputs.NOTIFICATIONS_TOPIC_ARN,
         outputs.SERVER_API,
+        outputs.RELAY_TASK_DEFINITION,
+        outputs.RELAY_SECURITY_GROUP,
+        outputs.RELAY_SUBNETS,
     }
     per_model = {
         outputs.model_output(key, index)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -69,7 +69,7 @@ def test_too_few_tasks_alarms_below_min_tasks(synth: SynthFn) -> None:
     assert too_few["Threshold"] == 2  # the split variant's minTasks
 
 
-def alarm_states(alarm: dict[str, Any], datapoints: list[float | None]) -> list[str]:
+def alarm_states(alarm: dict[str, Any], datapoints: Sequence[float | None]) -> list[str]:
     """CloudWatch's evaluation, minute by minute: ALARM when every datapoint of the last EvaluationPeriods
     breaches, OK when none does; a missing datapoint counts as TreatMissingData says (CloudWatch user guide,
     "Configuring how CloudWatch alarms treat missing data": breaching, notBreaching; ignore keeps the
@@ -77,8 +77,8 @@ def alarm_states(alarm: dict[str, Any], datapoints: list[float | None]) -> list[
     window, treat = alarm["EvaluationPeriods"], alarm.get("TreatMissingData", "missing")
 
     def breaches(value: float) -> bool:
-        below = alarm["ComparisonOperator"] == "LessThanThreshold"
-        return value < alarm["Threshold"] if below else value > alarm["Threshold"]
+        threshold = float(alarm["Threshold"])
+        return value < threshold if alarm["ComparisonOperator"] == "LessThanThreshold" else value > threshold
 
     state, states = "INSUFFICIENT_DATA", []
     for minute in range(len(datapoints)):

@@ -63,6 +63,7 @@ MANAGED_INSTANCES_ACKNOWLEDGED = {
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForManagedInstances]",
     ),
 }
+RELAY_ACKNOWLEDGED = {("Relay/TaskDefinition/TaskRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]")}
 RECOVERY_ACKNOWLEDGED = {
     ("NeuronRecovery/TaskDefinition", "AwsSolutions-ECS2"),
     ("NeuronRecovery/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
@@ -81,6 +82,7 @@ def expected_acknowledgments(settings: DeploymentSettings) -> set[tuple[str, str
         ASG_ACKNOWLEDGED if settings.profile.own_instances else MANAGED_INSTANCES_ACKNOWLEDGED
     )
     expected |= RECOVERY_ACKNOWLEDGED if settings.neuron_recovery is not None else set()
+    expected |= RELAY_ACKNOWLEDGED
     for index, model in enumerate(settings.models):
         task = f"Model{index + 1}/Task"
         expected.add((f"{task}/TaskDefinition", "AwsSolutions-ECS2"))
@@ -103,6 +105,11 @@ STAR_RESOURCE_ACTIONS: dict[str, str | None] = {
     "ecs:UpdateContainerInstancesState": "ecs:cluster",
     "cloudwatch:PutMetricData": "cloudwatch:namespace",
     "ec2:DescribeInstances": "ec2:ResourceTag/aws:autoscaling:groupName",
+    # ECS Exec's channels, for make tunnel's relay task (Service Authorization Reference: no resource types)
+    "ssmmessages:CreateControlChannel": None,
+    "ssmmessages:CreateDataChannel": None,
+    "ssmmessages:OpenControlChannel": None,
+    "ssmmessages:OpenDataChannel": None,
 }
 MANAGED_POLICIES = {"AmazonSSMManagedInstanceCore", "service-role/AWSLambdaBasicExecutionRole"}
 MANAGED_INSTANCES_POLICIES = {

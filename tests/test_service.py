@@ -89,6 +89,9 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
         "DashboardName",
         "NotificationsTopicArn",
         "ServerApi",
+        "RelayTaskDefinitionArn",
+        "RelaySecurityGroupId",
+        "RelaySubnetIds",
     }
     assert outputs["ModelName"]["Value"] == "bert-large"
     assert outputs["ServerApi"]["Value"] == "tfserving"

@@ -23,7 +23,7 @@ def iam_client() -> object:
 
 def test_a_new_account_gets_every_role() -> None:
     iam = iam_client()
-    with Stubber(iam) as stub:  # type: ignore[arg-type]
+    with Stubber(iam) as stub:
         for service in SERVICES:
             stub.add_response("create_service_linked_role", {"Role": ROLE}, {"AWSServiceName": service})
         assert ensure(iam) == list(SERVICES)
@@ -32,7 +32,7 @@ def test_a_new_account_gets_every_role() -> None:
 
 def test_roles_that_exist_are_success() -> None:
     iam = iam_client()
-    with Stubber(iam) as stub:  # type: ignore[arg-type]
+    with Stubber(iam) as stub:
         stub.add_client_error("create_service_linked_role", "InvalidInput", TAKEN)
         stub.add_response("create_service_linked_role", {"Role": ROLE})
         stub.add_client_error("create_service_linked_role", "InvalidInput", TAKEN)
@@ -41,7 +41,7 @@ def test_roles_that_exist_are_success() -> None:
 
 def test_any_other_failure_names_the_service() -> None:
     iam = iam_client()
-    with Stubber(iam) as stub:  # type: ignore[arg-type]
+    with Stubber(iam) as stub:
         stub.add_client_error("create_service_linked_role", "AccessDenied", "not allowed")
         with pytest.raises(RoleError, match=r"for ecs\.amazonaws\.com: .*not allowed"):
             ensure(iam)

@@ -113,8 +113,8 @@ def test_every_inf2_size_runs_triton_on_its_neuron_cores_behind_ready_checks(syn
         if "HealthCheckPath" in group["Properties"]
     }
     assert ready_paths == {f"/v2/models/{model.name}/ready" for model in settings.models}
-    (image,) = {image.get("dockerFile") for image in docker_images(synthesized) if "serve.sh" in image["files"]}
-    assert image == "Dockerfile.triton"
+    (image,) = {image["dockerFile"] for image in docker_images(synthesized) if "model-server/" in image["dockerFile"]}
+    assert image == "model-server/Dockerfile.triton"
 
 
 def test_several_models_behind_triton_each_load_from_s3_with_their_own_instances(synth: SynthFn) -> None:

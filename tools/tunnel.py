@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from client import endpoint
+from contracts import containers
 from contracts import outputs as keys
 
 DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
-RELAY_CONTAINER = "relay"
 STARTED_BY = "make-tunnel"
 AGENT_WAIT_SECONDS = 180
 POLL_SECONDS = 5
@@ -79,7 +79,7 @@ def start_relay(ecs: Any, outputs: dict[str, str], *, sleep: Callable[[float], N
             raise TunnelError(f"the relay task stopped: {task.get('stoppedReason', 'no reason given')}")
         for container in task.get("containers", []):
             agents = {agent["name"]: agent.get("lastStatus") for agent in container.get("managedAgents", [])}
-            if container["name"] == RELAY_CONTAINER and agents.get("ExecuteCommandAgent") == "RUNNING":
+            if container["name"] == containers.RELAY and agents.get("ExecuteCommandAgent") == "RUNNING":
                 return Relay(cluster, task_arn, container["runtimeId"])
         sleep(POLL_SECONDS)
         deadline -= POLL_SECONDS
