@@ -1,6 +1,7 @@
-# Two commands set up a fresh machine: `make synth` and `make test`.
+# Two commands set up a fresh machine: `make synth` and `make test`. `make` alone lists every target.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -16,61 +17,113 @@ CDK := npx --no-install cdk
 CDK_ARGS ?=
 export CDK_ARGS
 CDK_CLI := $(BIN)/python -m tools.cdk_cli
+PIP := -m pip install --quiet --disable-pip-version-check
 
-PY_STAMP := $(VENV)/.installed
+# What each part needs, installed the first time a target needs it (each step says what and how long):
+APP_STAMP := $(VENV)/.installed-app
+CLIENT_STAMP := $(VENV)/.installed-client
+DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
+MODEL_VENV := .model-venv
+MODEL_STAMP := $(MODEL_VENV)/.installed
+LINT_VENV := .lint-venv
+LINT_STAMP := $(LINT_VENV)/.installed
+TRITON_VENV := .triton-venv
+TRITON_STAMP := $(TRITON_VENV)/.installed
 
-.PHONY: aws-credentials service-roles setup synth bootstrap test lint typecheck unit snapshot-update deploy diff destroy bench tunnel triton-check bench-local bench-synth proto constraints clean model model-check model-upload
+.PHONY: help setup synth bootstrap diff deploy destroy aws-credentials service-roles test lint typecheck unit \
+	model-unit snapshot-update bench tunnel bench-local bench-synth triton-check model model-check model-upload \
+	proto constraints clean
 
-$(PY_STAMP): requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
+help: ## This list.
+	@echo "Targets (README.md for the few you need first; docs/ for the rest):"
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/\1|\2/' \
+	  | awk -F'|' '{ printf "  %-16s %s\n", $$1, $$2 }'
+
+$(APP_STAMP): requirements.txt constraints.txt
+	@echo "Installing the CDK app's packages into $(VENV) (aws-cdk-lib, constructs, cdk-nag; about 270 MB, under a minute)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python $(PIP) --no-compile -r requirements.txt -c constraints.txt
+	touch $@
+
+$(CLIENT_STAMP): $(APP_STAMP) requirements-client.txt constraints.txt
+	@echo "Installing the load client's packages into $(VENV) (grpcio, aiohttp, numpy, tokenizers, boto3; about 30 s)"
+	$(BIN)/python $(PIP) -r requirements-client.txt -c constraints.txt
+	touch $@
+
+$(DEV_STAMP): $(CLIENT_STAMP) requirements-dev.txt constraints.txt
+	@echo "Installing the test tools into $(VENV) (pytest, hypothesis, syrupy, ruff, mypy; about 30 s)"
+	$(BIN)/python $(PIP) -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
+	@echo "Installing the pinned AWS CDK CLI from npm (npm ci; a few seconds)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+$(MODEL_STAMP): requirements-model.txt requirements-client.txt constraints-model.txt
+	@echo "Installing the model build's frameworks into $(MODEL_VENV) (TensorFlow, PyTorch's CPU build, transformers;"
+	@echo "  about 3.3 GB, a minute or two here, several minutes on a slow link; once)"
+	$(PYTHON) -m venv $(MODEL_VENV)
+	$(MODEL_VENV)/bin/python $(PIP) -r requirements-model.txt -c constraints-model.txt
+	touch $@
 
-synth: setup
+$(LINT_STAMP): requirements-lint.txt constraints-lint.txt
+	@echo "Installing the scanners into $(LINT_VENV) (cfn-lint, checkov, hadolint, shellcheck, actionlint; about 40 s)"
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python $(PIP) -r requirements-lint.txt -c constraints-lint.txt
+	touch $@
+
+$(TRITON_STAMP): requirements-triton.txt
+	@echo "Installing a real Triton (nvidia-pytriton) into $(TRITON_VENV) for make triton-check (about 30 s)"
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python $(PIP) -r requirements-triton.txt
+	touch $@
+
+setup: $(APP_STAMP) $(NODE_STAMP) ## The CDK app's venv and the pinned CDK CLI (what synth needs, nothing more).
+
+synth: setup ## Synthesize the stack into cdk.out/ (no AWS account needed).
 	$(CDK_CLI) synth --no-notices --quiet
 	@echo "Templates written to cdk.out/"
 
-# Once per account and region, before the first deploy: the service-linked roles ECS and Auto Scaling use
-# (created first, so a new account's first deploy cannot race them), then the CDK's bucket, repository and roles.
-bootstrap: setup aws-credentials service-roles
+bootstrap: setup aws-credentials service-roles ## Once per account and region: service-linked roles, then cdk bootstrap.
 	$(CDK_CLI) bootstrap --no-notices
 
-diff: setup aws-credentials
+diff: setup aws-credentials ## What a deploy would change.
 	$(CDK_CLI) diff --no-notices
 
-deploy: setup aws-credentials
+deploy: setup aws-credentials ## Deploy the stack (builds and pushes the images first).
 	$(CDK_CLI) deploy --no-notices
 
-destroy: setup aws-credentials
+destroy: setup aws-credentials ## Delete the stack (docs/operations.md says what it leaves).
 	$(CDK_CLI) destroy --no-notices
 
-# Before anything that needs an AWS account: one line naming `aws configure` or AWS_PROFILE if none is set up.
-aws-credentials: $(PY_STAMP)
+aws-credentials: $(CLIENT_STAMP) ## Stop in one line unless AWS credentials and a region are set up.
 	@$(BIN)/python -m tools.aws_credentials
 
-service-roles: $(PY_STAMP) aws-credentials
+service-roles: $(CLIENT_STAMP) aws-credentials ## Create ECS's and Auto Scaling's service-linked roles ("exists" is fine).
 	$(BIN)/python -m tools.service_roles
 
-lint: $(PY_STAMP)
+test: typecheck unit model-unit ## ruff, mypy, the pytest suite, and the model build's tests in their venv.
+
+lint: $(DEV_STAMP) $(LINT_STAMP) ## ruff, then cfn-lint, checkov, hadolint, shellcheck and actionlint over what ships.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tools.scan --lint-venv $(LINT_VENV)
 
-typecheck: $(PY_STAMP)
+typecheck: $(DEV_STAMP) ## ruff and mypy.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@[ -d .mypy_cache ] || echo "mypy: the first run builds its cache (about a minute and a half), later runs take seconds"
 	$(BIN)/mypy
 
-unit: $(PY_STAMP)
+unit: $(DEV_STAMP) ## The pytest suite (two workers).
 	$(BIN)/pytest
 
-test: lint typecheck unit
+model-unit: $(MODEL_STAMP) ## The model build's tests (TensorFlow and PyTorch on CPU), in .model-venv.
+	$(MODEL_VENV)/bin/python -m pytest -o addopts=-ra --confcutdir=tests/model -p no:cacheprovider tests/model
 
-snapshot-update: $(PY_STAMP)
+snapshot-update: $(DEV_STAMP) ## Rewrite the template snapshots after a deliberate change.
 	$(BIN)/pytest -n 0 tests/test_snapshots.py --snapshot-update
 
 # Load a deployed server: make bench STACK=BertInferentia | TARGET=host:8500, and any client option in
@@ -78,53 +131,25 @@ snapshot-update: $(PY_STAMP)
 TARGET ?=
 STACK ?=
 BENCH_ARGS ?=
-bench: $(PY_STAMP)
+bench: $(CLIENT_STAMP) ## Load a deployed server: STACK=name or TARGET=host:port, options in BENCH_ARGS.
 	$(BIN)/python -m client $(if $(TARGET),--target $(TARGET)) $(if $(STACK),--stack $(STACK)) $(BENCH_ARGS)
 
-# The internal endpoint on localhost, through an instance (Session Manager port forwarding; needs the AWS
-# CLI's Session Manager plugin): make tunnel STACK=BertInferentia [TUNNEL_ARGS="--protocol rest"]
 TUNNEL_ARGS ?=
-tunnel: $(PY_STAMP)
+tunnel: $(CLIENT_STAMP) ## The internal endpoint on localhost, through the stack's relay task: STACK=name.
 	$(BIN)/python -m tools.tunnel --stack "$(or $(STACK),BertInferentia)" $(TUNNEL_ARGS)
 
-# The client against the loopback TF Serving stand-in: throughput at 20 ms model time, overhead at 0.
-bench-local: $(PY_STAMP)
+bench-local: $(DEV_STAMP) ## The client against the loopback stand-in: throughput at 20 ms, overhead at 0.
 	$(BIN)/python -m tools.bench_local
 
-# The Triton stack's parts (make model SERVER=triton, serve_triton.py's repository, model.py, the client's
-# KServe transports, the sidecar's metrics parser) against a real tritonserver on this CPU, in a venv of
-# its own (tools/triton_check.py; about 40 s once installed). Not part of make test: the minute is spent.
-TRITON_VENV := .triton-venv
-$(TRITON_VENV)/.installed: requirements-triton.txt
-	$(PYTHON) -m venv $(TRITON_VENV)
-	$(TRITON_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-triton.txt
-	touch $@
-
-triton-check: $(PY_STAMP) $(TRITON_VENV)/.installed
-	$(BIN)/python -m tools.triton_check --triton-venv $(TRITON_VENV)
-
-# Regenerates the client's TF Serving messages from client/tfs_api/tensorflow_serving.proto.
-proto: $(PY_STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/tfs_api/tensorflow_serving.proto
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/kserve_api/kserve.proto
-
-# Wall-clock time of a full `cdk synth` of the default app (CLI, python app.py, jsii), three runs.
-bench-synth: setup
+bench-synth: setup ## Wall-clock time of `cdk synth` of the default app, three runs.
 	@TIMEFORMAT='cdk synth: %R s wall'; for run in 1 2 3; do time $(CDK) synth --no-notices --quiet >/dev/null 2>&1; done
 
-# Re-pins every installed package after a change to requirements*.txt.
-constraints:
-	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
-	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt
-	{ echo "# Every package the venv holds, pinned: regenerate with 'make constraints' after changing requirements*.txt."; \
-	  /tmp/constraints-venv/bin/pip freeze | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; } > constraints.txt
-
-clean:
-	rm -rf $(TRITON_VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+triton-check: $(DEV_STAMP) $(MODEL_STAMP) $(TRITON_STAMP) ## The Triton stack's parts against a real tritonserver on this CPU.
+	$(BIN)/python -m tools.triton_check --triton-venv $(TRITON_VENV) --model-python $(MODEL_VENV)/bin/python
 
 # A model for the server: make model [FAMILY=inf1|inf2|cpu] [SERVER=tfserving|triton] [CHECKPOINT=id|dir]
-# [OUT=dir] [VERSION=n] [BATCH=n] [SEQ=n] [TINY=1]; empty variables take their defaults (README,
-# "Providing the model").
+# [OUT=dir] [VERSION=n] [BATCH=n] [SEQ=n] [TINY=1]; empty variables take the stack's settings (cdk.json and
+# CDK_ARGS) or their defaults (docs/model.md).
 FAMILY ?=
 SERVER ?=
 CHECKPOINT ?=
@@ -133,18 +158,32 @@ VERSION ?=
 BATCH ?=
 SEQ ?=
 TINY ?=
-model: $(PY_STAMP)
-	$(BIN)/python -m modelbuild --family "$(FAMILY)" --server "$(SERVER)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" \
-	  --version "$(VERSION)" --batch "$(BATCH)" --seq "$(SEQ)" --tiny "$(TINY)"
+model: $(MODEL_STAMP) ## Build the model the stack serves (FAMILY=cpu TINY=1: a quick local one, in a scratch folder).
+	$(MODEL_VENV)/bin/python -m modelbuild --family "$(FAMILY)" --server "$(SERVER)" --checkpoint "$(CHECKPOINT)" \
+	  --out "$(OUT)" --version "$(VERSION)" --batch "$(BATCH)" --seq "$(SEQ)" --tiny "$(TINY)"
 
-# The newest version under OUT answers a request built by the client, decoded as TF Serving decodes it:
-# make model-check [OUT=dir] [TEXT="first sentence"] [PAIR="second sentence"]
 TEXT ?=
 PAIR ?=
-model-check: $(PY_STAMP)
-	$(BIN)/python -m modelbuild check --out "$(OUT)" --text "$(TEXT)" --pair "$(PAIR)"
+model-check: $(MODEL_STAMP) ## Ask the newest model under OUT about TEXT (and PAIR), as the client would.
+	$(MODEL_VENV)/bin/python -m modelbuild check --out "$(OUT)" --text "$(TEXT)" --pair "$(PAIR)"
 
-# Every built version under OUT to S3, for -c modelS3Uri=...: make model-upload S3=s3://bucket/prefix
 S3 ?=
-model-upload: $(PY_STAMP)
-	$(BIN)/python -m modelbuild upload --s3 "$(S3)" --out "$(OUT)"
+model-upload: $(MODEL_STAMP) ## Upload every built version to S3=s3://bucket/prefix, for -c modelS3Uri=...
+	$(MODEL_VENV)/bin/python -m modelbuild upload --s3 "$(S3)" --out "$(OUT)"
+
+proto: $(DEV_STAMP) ## Regenerate the client's TF Serving and KServe messages from their .proto files.
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/tfs_api/tensorflow_serving.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/kserve_api/kserve.proto
+
+# Each venv's file, built afresh from its requirements: .venv's, .model-venv's and .lint-venv's.
+constraints: ## Re-pin every venv's packages after a change to requirements*.txt.
+	@for pair in requirements-dev.txt:constraints.txt requirements-model.txt:constraints-model.txt \
+	    requirements-lint.txt:constraints-lint.txt; do \
+	  rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv; \
+	  /tmp/constraints-venv/bin/python $(PIP) -r "$${pair%%:*}"; \
+	  { echo "# Every package of $${pair%%:*}, pinned: regenerate with 'make constraints'."; \
+	    /tmp/constraints-venv/bin/pip freeze | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; } > "$${pair##*:}"; \
+	done
+
+clean: ## Remove the venvs other than .venv, and every cache.
+	rm -rf $(MODEL_VENV) $(LINT_VENV) $(TRITON_VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

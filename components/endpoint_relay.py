@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from components.findings import acknowledge
-from config.log_retention import retention
+from components.log_retention import retention
 from contracts import containers
 
 RELAY_IMAGE = "public.ecr.aws/amazonlinux/amazonlinux:2023"

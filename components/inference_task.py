@@ -11,10 +11,10 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from components.findings import acknowledge
+from components.log_retention import retention
 from components.logical_ids import stable_unique_id
 from config.batching import BatchingSettings
 from config.hardware import InstanceSize
-from config.log_retention import retention
 from config.placement import ModelSettings, S3Location
 from config.profile import RuntimeProfile, Sidecar
 from config.triton_memory import shared_memory_plan

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from aws_cdk import Annotations, IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -10,6 +12,7 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from config.neuron_releases import os_pins, pip_pins
+from config.parsing import SettingsError
 from config.placement import ModelSettings
 from config.profile import RuntimeProfile
 
@@ -37,6 +40,23 @@ def image_asset(
     )
 
 
+def _model_record() -> ModuleType:
+    """The image's own build-record check (docker/model-server/model_record.py), so synth judges a baked
+    model exactly as the server's entrypoint judges one from S3."""
+    spec = importlib.util.spec_from_file_location("model_record", DOCKER_DIR / "model-server" / "model_record.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def baked_model_refusal(model_dir: Path, family: str, server: str) -> str | None:
+    """Why the newest model under ``model_dir`` may not be baked into this stack's image, or None."""
+    problem: str | None = _model_record().refusal(model_dir, family, server)
+    return problem
+
+
 def has_saved_model(model_dir: Path, model_file: str = "saved_model.pb") -> bool:
     """Whether ``model_dir`` holds a model for the server: ``<version>/<model_file>``."""
     return any(model_dir.glob(f"*/{model_file}"))
@@ -58,10 +78,15 @@ class ModelServerImages(Construct):
         *,
         profile: RuntimeProfile,
         model: ModelSettings,
-        model_dir: Path = MODEL_DIR,
+        model_dir: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         model_in_image = model.s3 is None
+        model_dir = model_dir or MODEL_DIR
+        if model_in_image:
+            problem = baked_model_refusal(model_dir, profile.family.value, profile.engine.engine.value)
+            if problem:
+                raise SettingsError(f"{problem} (or give modelS3Uri)")
         releases = profile.releases
 
         self.server_asset = image_asset(
@@ -73,6 +98,7 @@ class ModelServerImages(Construct):
                 "NEURON_OS_PACKAGES": os_pins(releases.server),
                 **({"NEURON_PIP_PACKAGES": pip_pins(releases.server)} if pip_pins(releases.server) else {}),
                 "MODEL_NAME": model.name,
+                "MODEL_FAMILY": profile.family.value,
                 "GRPC_PORT": str(model.grpc_port),
                 "REST_PORT": str(model.rest_port),
                 "MODEL_IN_IMAGE": "true" if model_in_image else "false",
@@ -92,5 +118,5 @@ class ModelServerImages(Construct):
             Annotations.of(self).add_warning_v2(
                 "bert-inferentia:no-model",
                 f"No {profile.engine.model_kind} in {model_dir} (expected <version>/{model_file}). "
-                "Synth is fine; `cdk deploy` will stop at the image build. See README, 'Providing the model'.",
+                "Synth is fine; `cdk deploy` will stop at the image build. See docs/model.md.",
             )

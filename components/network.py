@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from config.log_retention import retention
+from components.log_retention import retention
 
 SSH_PORT = 22
 # The provider CDK adds to strip the default security group's rules (restrictDefaultSecurityGroup).

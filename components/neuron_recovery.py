@@ -23,8 +23,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from components.findings import acknowledge
+from components.log_retention import retention
 from components.observability import notifying_alarm
-from config.log_retention import retention
 from contracts import containers
 from contracts import task_environment as env
 

@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from components.findings import acknowledge
-from config.log_retention import retention
+from components.log_retention import retention
 
 HANDLER = Path(__file__).resolve().parent / "functions" / "lift_scale_in_protection.py"
 

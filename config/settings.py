@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from config.batching import BatchingSettings, parse_batching
@@ -39,7 +40,15 @@ from config.profile import (
 )
 from config.triton_memory import largest_fitting_batch, shared_memory_plan
 
-__all__ = ["DEFAULTS", "SETTING_KEYS", "DeploymentSettings", "SettingsError", "check_setting_names", "load_settings"]
+__all__ = [
+    "SETTING_KEYS",
+    "DeploymentSettings",
+    "SettingsError",
+    "cdk_context",
+    "check_setting_names",
+    "defaults",
+    "load_settings",
+]
 
 ContextGetter = Callable[[str], object]
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -51,10 +60,29 @@ SETTING_KEYS = (
     *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery", "availabilityZones"),
     *("fallbackInstanceTypes", "onDemandBase", "capacity", "server", "amiRelease"),
 )
-# The defaults are cdk.json's own values: written once, there.
-DEFAULTS: Mapping[str, object] = {
-    key: value for key, value in json.loads(CDK_JSON.read_text())["context"].items() if key in SETTING_KEYS
-}
+
+
+def cdk_context(path: Path | None = None) -> dict[str, object]:
+    """cdk.json's context, or one line saying what is wrong with the file."""
+    path = path or CDK_JSON
+    try:
+        context = json.loads(path.read_text())["context"]
+    except json.JSONDecodeError as error:
+        raise SettingsError(
+            f"{path.name} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+    except (OSError, KeyError, TypeError) as error:
+        raise SettingsError(f"{path.name} has no context object ({type(error).__name__}: {error})") from None
+    if not isinstance(context, dict):
+        raise SettingsError(f"{path.name}'s context is not an object")
+    return context
+
+
+@cache
+def defaults() -> Mapping[str, object]:
+    """The defaults are cdk.json's own values: written once, there (read when first needed)."""
+    return {key: value for key, value in cdk_context().items() if key in SETTING_KEYS}
+
 
 MAX_INSTANCES = 100
 MAX_TASKS = 100
@@ -235,7 +263,7 @@ ASG_ONLY_SETTINGS = (
 
 def _refuse_asg_only_settings(raw: ContextGetter) -> None:
     for key in ASG_ONLY_SETTINGS:
-        value, default = raw(key), DEFAULTS[key]
+        value, default = raw(key), defaults()[key]
         if value in ([], "[]", "") and default in ([], ""):
             continue
         if str(value).lower() != str(default).lower():
@@ -317,13 +345,13 @@ def check_setting_names(keys: Iterable[str]) -> None:
 def load_settings(get: ContextGetter) -> DeploymentSettings:
     """Build the settings from a context getter such as ``app.node.try_get_context``.
 
-    A key that is absent (``None``) takes its value from cdk.json (:data:`DEFAULTS`).
+    A key that is absent (``None``) takes its value from cdk.json (:func:`defaults`).
     """
 
     def raw(key: str) -> object:
         value = get(key)
         if value is None:
-            value = DEFAULTS.get(key)
+            value = defaults().get(key)
         if value is None:
             raise fail(key, None, "no value: cdk.json's context must name every setting (see README, Settings)")
         return value

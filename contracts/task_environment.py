@@ -16,6 +16,8 @@ NEURON_CORE_STRIDE = "NEURON_CORE_STRIDE"
 NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 # Model server (the Dockerfile's ENV, overridden by the task where it must be -> serve.sh)
 MODEL_NAME = "MODEL_NAME"
+# The family the image is built for, set by its Dockerfile: model_record.py refuses a model of another.
+MODEL_FAMILY = "MODEL_FAMILY"
 GRPC_PORT = "GRPC_PORT"
 REST_PORT = "REST_PORT"
 MODEL_BASE_PATH = "MODEL_BASE_PATH"

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import json
+import itertools
+import os
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from pathlib import Path
 
 from config.engines import ServingEngine
-from config.hardware import INSTANCE_SIZES, NeuronFamily
-from config.profile import DEFAULT_ENGINE, ENGINE_FAMILIES
+from config.hardware import NeuronFamily
+from config.profile import ENGINE_FAMILIES
+from config.settings import SettingsError, cdk_context, check_setting_names, load_settings
 from contracts.model_signature import DEFAULT_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH
+from tools.cdk_cli import CONTEXT_FLAGS, split_cdk_args
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where the image bakes the model in (components/model_image.py): Neuron builds go here by default.
 DEFAULT_OUT = ROOT / "docker" / "model-server" / "model"
+# Where the quick local builds (FAMILY=cpu, TINY=1) go by default: never into the image.
+SCRATCH_OUT = ROOT / "model-scratch"
 # BERT-base fine-tuned on MRPC (sentence-pair equivalence), the walk-through's task.
 DEFAULT_CHECKPOINT = "bert-base-cased-finetuned-mrpc"
 MAX_BATCH = 256
@@ -48,6 +55,8 @@ class BuildOptions:
     checkpoint: str | None
     """A Hugging Face model id or a local folder; None for TINY (random weights, built here)."""
     out: Path
+    tiny: bool = False
+    """Random weights: for dry runs and tests, never for a deployed stack."""
     version: int
     batch: int
     sequence_length: int
@@ -65,21 +74,48 @@ class BuildOptions:
         return self.out / str(self.version)
 
 
-def _cdk_context() -> dict[str, object]:
-    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+@dataclass(frozen=True)
+class StackTarget:
+    """What the stack serves, as the settings synth uses say (cdk.json, then CDK_ARGS)."""
+
+    family: NeuronFamily
+    server: ServingEngine
+
+
+@cache
+def stack_target() -> StackTarget:
+    """The stack's family and server, from cdk.json's context with make's CDK_ARGS over it; one line on a
+    broken cdk.json, a malformed CDK_ARGS or a setting synth would refuse."""
+    try:
+        context = cdk_context()
+        arguments = split_cdk_args(os.environ.get("CDK_ARGS", ""))
+        for flag, pair in itertools.pairwise(arguments):
+            if flag in CONTEXT_FLAGS:
+                key, _, value = pair.partition("=")
+                context[key] = value
+        check_setting_names(context)
+        settings = load_settings(context.get)
+    except SettingsError as error:
+        raise ModelBuildError(f"the stack's settings (cdk.json, CDK_ARGS) are refused: {error}") from None
+    except ValueError as error:  # split_cdk_args
+        raise ModelBuildError(f"CDK_ARGS: {error}") from None
+    return StackTarget(settings.instance_size.family, settings.profile.engine.engine)
 
 
 def default_family() -> Family:
-    """The family of ``instanceType`` in cdk.json, the app's one place for defaults."""
-    return Family(INSTANCE_SIZES[str(_cdk_context()["instanceType"])].family.value)
+    """The stack's family: the one place it is decided is the settings synth uses."""
+    return Family(stack_target().family.value)
 
 
 def _server(value: str, family: Family) -> ServingEngine:
-    """SERVER, else cdk.json's ``server``, else the family's default (Triton on Inf2); cpu builds for either."""
-    written = value.strip().lower() or str(_cdk_context().get("server", "")).strip().lower()
+    """SERVER, else the stack's server when building for its family (or for the CPU), else the family's own."""
+    written = value.strip().lower()
     allowed = ", ".join(engine.value for engine in ServingEngine)
     if not written:
-        return ServingEngine.TFSERVING if family is Family.CPU else DEFAULT_ENGINE[NeuronFamily(family.value)]
+        target = stack_target()
+        if family is Family.CPU or NeuronFamily(family.value) is target.family:
+            return target.server
+        return ServingEngine.TFSERVING if NeuronFamily(family.value) is NeuronFamily.INF1 else ServingEngine.TRITON
     try:
         server = ServingEngine(written)
     except ValueError:
@@ -89,6 +125,18 @@ def _server(value: str, family: Family) -> ServingEngine:
             "SERVER", written, f"{server.value} does not run on {family.value}: Triton's torch-neuronx is Inf2 only"
         )
     return server
+
+
+def _out(value: str, *, local: bool) -> Path:
+    """OUT, whose parent must exist; else the image's model folder, or the scratch folder for a local build."""
+    if not value.strip():
+        return SCRATCH_OUT if local else DEFAULT_OUT
+    out = Path(value.strip()).expanduser().resolve()
+    if not out.parent.is_dir():
+        raise invalid("OUT", value, f"its parent folder {out.parent} does not exist: create it, or name another")
+    if out.exists() and not out.is_dir():
+        raise invalid("OUT", value, "is a file: name a folder (the version folders go inside it)")
+    return out
 
 
 def _whole(variable: str, value: str, low: int, high: int) -> int:
@@ -128,7 +176,8 @@ def parse_options(
         family=chosen,
         server=_server(server, chosen),
         checkpoint=chosen_checkpoint,
-        out=Path(out.strip()).expanduser().resolve() if out.strip() else DEFAULT_OUT,
+        tiny=is_tiny,
+        out=_out(out, local=chosen is Family.CPU or is_tiny),
         version=_version(version),
         batch=_whole("BATCH", batch, 1, MAX_BATCH) if batch.strip() else 1,
         sequence_length=(

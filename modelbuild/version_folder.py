@@ -75,6 +75,7 @@ def write_version(options: BuildOptions, fill: Callable[[Path, Path], Any], *, n
             "batch": options.batch,
             "sequenceLength": options.sequence_length,
             "checkpoint": options.checkpoint or "TINY (random weights)",
+            "tiny": options.tiny,
             "neuronRelease": neuron_release,
         }
         (built / signature.BUILD_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -26,6 +26,7 @@ SCRIPTS = {
     "neuron-monitor/triton_emf.py": AL2023_BASE,
     "model-server/neuron_slot.py": AL2023_BASE,
     "model-server/batch_sizes.py": AL2023_BASE,
+    "model-server/model_record.py": AL2023_BASE,
     "model-server/triton-server/serve_triton.py": UBUNTU_BASE,
     "model-server/triton-server/model.py": UBUNTU_BASE,
 }

@@ -12,10 +12,11 @@ import pytest
 from aws_cdk import aws_logs as logs
 
 from client import endpoint, pricing
+from components.log_retention import retention
 from config import triton_memory
-from config.engines import TRITON
+from config.engines import ENGINES, TRITON
 from config.hardware import INSTANCE_SIZES
-from config.log_retention import LOG_RETENTION_DAYS, retention
+from config.log_retention import LOG_RETENTION_DAYS
 from config.profile import Sidecar
 from contracts import containers, metrics, model_signature, outputs
 from contracts import task_environment as env
@@ -107,6 +108,7 @@ def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
         "NEURON_CORES_PER_TASK": env.NEURON_CORES_PER_TASK,
         "NEURON_RT_VISIBLE_CORES": env.NEURON_RT_VISIBLE_CORES,
         "TRITON_INSTANCES": env.TRITON_INSTANCES,
+        "MODEL_FAMILY": env.MODEL_FAMILY,
         "TRITON_SHM_REGION_BYTES": env.TRITON_SHM_REGION_BYTES,
         "TRITON_MAX_BATCH": env.TRITON_MAX_BATCH,
         "MAX_REQUEST_BATCH": triton_memory.MAX_REQUEST_BATCH,
@@ -118,10 +120,11 @@ def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
     assert shared == {name: expected[name] for name in shared}
 
 
-def test_the_batch_size_script_reads_the_record_make_model_writes() -> None:
-    script = load_script(DOCKER / "model-server" / "batch_sizes.py")
+def test_the_record_check_reads_the_record_make_model_writes() -> None:
+    script = load_script(DOCKER / "model-server" / "model_record.py")
 
     assert script.BUILD_RECORD == model_signature.BUILD_RECORD
+    assert set(script.MODEL_FILES.values()) == {engine.model_file for engine in ENGINES.values()}
 
 
 # Variables an image sets for its own programs, not for the task: the loader's and the shell's, and where the

@@ -123,7 +123,7 @@ def test_build_context_holds_only_what_the_image_needs(
     assert sorted(set(server["files"]) - set(model_files)) == sorted(
         [
             dockerfile,
-            *(f"model-server/{name}" for name in ("batch_sizes.py", "neuron_slot.py", *entrypoints)),
+            *(f"model-server/{name}" for name in ("batch_sizes.py", "model_record.py", "neuron_slot.py", *entrypoints)),
             "neuron-packages/neuron-install.sh",
         ]
     )

@@ -9,12 +9,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from config import settings
 from config.engines import ServingEngine
 from config.hardware import NeuronFamily
 from config.neuron_releases import LIBNRT_RELEASES, TRITON_INF2, NeuronReleaseSet
@@ -37,7 +38,16 @@ from modelbuild.neuron import (
     neuron_trace,
     toolchain,
 )
-from modelbuild.options import DEFAULT_CHECKPOINT, DEFAULT_OUT, Family, ModelBuildError, default_family, parse_options
+from modelbuild.options import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_OUT,
+    SCRATCH_OUT,
+    Family,
+    ModelBuildError,
+    default_family,
+    parse_options,
+    stack_target,
+)
 from modelbuild.upload import upload, upload_command
 from tests.conftest import ROOT
 from tests.test_neuron_releases import MANIFEST
@@ -57,6 +67,16 @@ def options(**given: str) -> Any:
     return parse_options(**{**fields, **given})
 
 
+@pytest.fixture(autouse=True)
+def fresh_stack_settings() -> Iterator[None]:
+    """Each test reads the stack's settings afresh (they are read once per `make model` run)."""
+    stack_target.cache_clear()
+    settings.defaults.cache_clear()
+    yield
+    stack_target.cache_clear()
+    settings.defaults.cache_clear()
+
+
 def test_the_defaults_are_the_walk_throughs_model_for_cdk_jsons_family() -> None:
     chosen = options()
     instance_type = json.loads((ROOT / "cdk.json").read_text())["context"]["instanceType"]
@@ -66,6 +86,71 @@ def test_the_defaults_are_the_walk_throughs_model_for_cdk_jsons_family() -> None
     assert chosen.checkpoint == DEFAULT_CHECKPOINT
     assert chosen.out == DEFAULT_OUT
     assert (chosen.version, chosen.batch, chosen.sequence_length) == (1, 1, 128)
+
+
+def test_family_and_server_come_from_the_settings_synth_uses_cdk_args_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDK_ARGS", "-c instanceType=inf2.xlarge")
+
+    chosen = options()
+
+    assert (chosen.family, chosen.server) == (Family.INF2, ServingEngine.TRITON)
+    assert chosen.out == DEFAULT_OUT  # a Neuron build goes where the image bakes it in
+
+
+@pytest.mark.parametrize("given", [{"family": "cpu"}, {"tiny": "1"}, {"family": "cpu", "tiny": "1"}])
+def test_the_quick_local_build_goes_to_a_scratch_folder_not_into_the_image(given: dict[str, str]) -> None:
+    chosen = options(**given)
+
+    assert chosen.out == SCRATCH_OUT
+    assert chosen.out != DEFAULT_OUT
+
+
+@pytest.mark.parametrize(
+    ("cdk_json", "message"),
+    [
+        ('{"context": {"instanceType": "inf1.xlarge",}', "cdk.json is not valid JSON: Expecting property name"),
+        (None, "Invalid setting 'instanceType' = 'inf1.xlrge': expected one of inf1.xlarge"),
+    ],
+)
+def test_a_broken_cdk_json_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cdk_json: str | None, message: str
+) -> None:
+    broken = tmp_path / "cdk.json"
+    if cdk_json is None:  # valid JSON, a misspelt size
+        context = json.loads((ROOT / "cdk.json").read_text())
+        context["context"]["instanceType"] = "inf1.xlrge"
+        cdk_json = json.dumps(context)
+    broken.write_text(cdk_json)
+    monkeypatch.setattr(settings, "CDK_JSON", broken)
+
+    with pytest.raises(ModelBuildError) as refused:
+        options()
+
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith("the stack's settings (cdk.json, CDK_ARGS) are refused: ")
+    assert message in line
+
+
+def test_a_misspelt_setting_in_cdk_args_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDK_ARGS", "-c instancetype=inf2.xlarge")
+
+    result = run_make_model()
+
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "Unknown setting 'instancetype': did you mean 'instanceType'?" in line
+
+
+def test_an_out_whose_parent_does_not_exist_is_refused(tmp_path: Path) -> None:
+    result = run_make_model("--family", "cpu", "--tiny", "1", "--out", str(tmp_path / "no" / "such" / "folder"))
+
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert f"Invalid make model variable OUT={tmp_path / 'no' / 'such' / 'folder'}" in line
+    assert "its parent folder" in line
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def image_bin(tmp_path: Path) -> Path:
     """A /usr/local/bin look-alike: the entrypoint, the slot claimer, python3 and a fake server."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for script in ("serve.sh", "neuron_slot.py", "batch_sizes.py"):
+    for script in ("serve.sh", "neuron_slot.py", "batch_sizes.py", "model_record.py"):
         shutil.copy2(SERVER_DIR / script, bin_dir / script)
     (bin_dir / "python3").symlink_to(sys.executable)
     fake = bin_dir / "tensorflow_model_server_neuronx"
@@ -105,3 +105,28 @@ def test_missing_server_binary_is_a_clear_error(image_bin: Path) -> None:
 
     assert result.returncode == 1
     assert "no tensorflow_model_server_neuron binary" in result.stderr
+
+
+def test_a_quick_cpu_model_copied_from_s3_stops_the_server_in_one_line(image_bin: Path, tmp_path: Path) -> None:
+    version = tmp_path / "model" / "1"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    record = '{"family": "cpu", "server": "tfserving", "batch": 1, "tiny": true}'
+    (version / "assets.extra" / "model-build.json").write_text(record)
+    environment = {
+        "PATH": f"{image_bin}:/usr/bin:/bin",
+        "MODEL_NAME": "bert",
+        "MODEL_BASE_PATH": str(version.parent),
+        "MODEL_FAMILY": "inf2",
+        "GRPC_PORT": "8500",
+        "REST_PORT": "8501",
+    }
+
+    result = subprocess.run(
+        [str(image_bin / "serve.sh")], env=environment, capture_output=True, text=True, timeout=30, check=False
+    )
+
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"ERROR: {version} holds a model built for family cpu, server tfserving, tiny")
+    assert "arg=--port=8500" not in result.stdout  # the server never started

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from components.log_retention import retention
 from config.hardware import INSTANCE_SIZES, NeuronFamily
-from config.log_retention import LOG_RETENTION_DAYS, retention
+from config.log_retention import LOG_RETENTION_DAYS
 from config.profile import NeuronRuntime
-from config.settings import DEFAULTS, DeploymentSettings, SettingsError, load_settings
+from config.settings import DeploymentSettings, SettingsError, defaults, load_settings
 from tests.conftest import CDK_JSON_CONTEXT, ROOT
 
 # The walk-through's AMI; rtd needs one named (no current ECS AMI runs neuron-rtd).
@@ -26,7 +27,7 @@ def settings_with(**overrides: object) -> DeploymentSettings:
 
 def test_cdk_json_lists_every_setting_with_the_code_default() -> None:
     # GIVEN the settings block of cdk.json THEN it names each setting with the value the code defaults to
-    assert {key: CDK_JSON_CONTEXT[key] for key in DEFAULTS} == dict(DEFAULTS)
+    assert {key: CDK_JSON_CONTEXT[key] for key in defaults()} == dict(defaults())
 
 
 def test_defaults_reproduce_the_walkthrough_on_todays_runtime() -> None:
@@ -313,7 +314,7 @@ def test_readme_documents_every_setting_with_its_default() -> None:
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("## Settings") : readme.index("### Instance sizes")]
 
-    for key, default in DEFAULTS.items():
+    for key, default in defaults().items():
         rows = [line.split("|") for line in table.splitlines() if line.startswith("|")]
         row = next(("|".join(cells[2:]) for cells in rows if f"`{key}`" in cells[1]), None)
         assert row is not None, f"README's settings table lacks {key}"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from app import build_app
 from config.hardware import INSTANCE_SIZES
-from config.settings import DEFAULTS, DeploymentSettings, SettingsError, load_settings
+from config.settings import DeploymentSettings, SettingsError, defaults, load_settings
 from tests.conftest import CDK_JSON_CONTEXT
 
 # CI (CI set, examples replayed from a fixed seed) draws the most; a developer's `make test` draws
@@ -52,7 +52,7 @@ any_value = st.one_of(
     st.text(alphabet=string.whitespace, max_size=5),
     st.text(alphabet=string.digits, min_size=1, max_size=25),
     st.sampled_from(INJECTION_LIKE),
-    st.sampled_from([str(value) for value in DEFAULTS.values()]),
+    st.sampled_from([str(value) for value in defaults().values()]),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
@@ -66,12 +66,12 @@ def _check_outcome(context: dict[str, Any]) -> DeploymentSettings | None:
         assert "\n" not in message
         key = message.split("'")[1]
         assert message.startswith(f"Invalid setting '{key}' = ")
-        assert re.split(r"[.\[]", key)[0] in DEFAULTS  # fields read as batching.<field>, models[<i>].<field>
+        assert re.split(r"[.\[]", key)[0] in defaults()  # fields read as batching.<field>, models[<i>].<field>
         return None
 
 
 @settings(max_examples=SETTINGS_FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(sorted(DEFAULTS)), any_value, max_size=len(DEFAULTS)))
+@given(st.dictionaries(st.sampled_from(sorted(defaults())), any_value, max_size=len(defaults())))
 def test_any_values_give_settings_or_the_one_line_error(overrides: dict[str, Any]) -> None:
     outcome = _check_outcome({**CDK_JSON_CONTEXT, **overrides})
     event("accepted" if outcome else "rejected")

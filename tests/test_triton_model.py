@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,57 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from components.model_image import DOCKER_DIR
-from tests.conftest import ROOT
 from tests.scripts import load_script
-
-TRITON_DIR = DOCKER_DIR / "model-server" / "triton-server"
-
-
-# --- a stand-in for triton_python_backend_utils: the calls model.py makes, with Triton's semantics ---
-
-
-class TritonModelException(Exception):
-    pass
-
-
-@dataclass
-class Tensor:
-    name: str
-    array: np.ndarray[Any, Any]
-
-    def as_numpy(self) -> np.ndarray[Any, Any]:
-        return self.array
-
-
-@dataclass
-class TritonError:
-    message: str
-
-
-@dataclass
-class InferenceRequest:
-    inputs: list[Tensor]
-
-
-@dataclass
-class InferenceResponse:
-    output_tensors: list[Tensor]
-    error: TritonError | None = None
-
-
-def get_input_tensor_by_name(request: InferenceRequest, name: str) -> Tensor | None:
-    return next((tensor for tensor in request.inputs if tensor.name == name), None)
+from tests.triton_standin import DOCKER_DIR, TRITON_DIR, TritonModelException, request, triton_model
 
 
 @pytest.fixture
-def model_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
-    utils = types.ModuleType("triton_python_backend_utils")
-    for value in (TritonModelException, Tensor, TritonError, InferenceRequest, InferenceResponse):
-        setattr(utils, value.__name__, value)
-    utils.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
-    return load_script(TRITON_DIR / "model.py", "triton_model_under_test")
+def model_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    return triton_model(monkeypatch)
 
 
 @dataclass
@@ -87,7 +42,8 @@ def version_dir(tmp_path: Path, *, batch: int, sequence: int = 8) -> Path:
     folder = tmp_path / "bert" / "1"
     (folder / "assets.extra").mkdir(parents=True)
     (folder / "model.pt").write_bytes(b"traced")
-    (folder / "assets.extra" / "model-build.json").write_text(json.dumps({"batch": batch, "sequenceLength": sequence}))
+    record = {"family": "inf2", "server": "triton", "batch": batch, "sequenceLength": sequence, "tiny": False}
+    (folder / "assets.extra" / "model-build.json").write_text(json.dumps(record))
     return folder
 
 
@@ -125,12 +81,6 @@ def initialized(
     )
     assert loaded == [folder / "model.pt"]
     return model, trace
-
-
-def request(batch: int, sequence: int = 8, *, first: int = 1, drop: str | None = None) -> InferenceRequest:
-    ids = np.full((batch, sequence), first, dtype=np.int32)
-    tensors = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
-    return InferenceRequest([Tensor(name, array) for name, array in tensors.items() if name != drop])
 
 
 @pytest.mark.parametrize(
@@ -276,14 +226,29 @@ def test_a_missing_model_or_build_record_stops_the_start_in_one_line(
     assert ("no model in" if content == "nothing" else "no build record") in str(stopped.value)
 
 
+def test_a_tiny_cpu_model_from_s3_stops_the_start_in_one_line(serve_triton: types.ModuleType, tmp_path: Path) -> None:
+    folder = version_dir(tmp_path / "models", batch=1)
+    (folder / "assets.extra" / "model-build.json").write_text(
+        json.dumps({"family": "cpu", "server": "triton", "batch": 1, "sequenceLength": 8, "tiny": True})
+    )
+
+    with pytest.raises(serve_triton.StartError) as stopped:
+        serve_triton.write_repository(
+            tmp_path / "repo", name="bert", base=folder.parent, instances=1, batching=None, family="inf2"
+        )
+
+    (line,) = str(stopped.value).splitlines()
+    assert "holds a model built for family cpu, server triton, tiny (random weights)" in line
+    assert "`make model FAMILY=inf2 SERVER=triton`" in line
+
+
 def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_path: Path) -> None:
     """Run for real: a fake tritonserver on PATH prints its arguments and NEURON_RT_VISIBLE_CORES."""
     import shutil  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for script in ("neuron_slot.py", "batch_sizes.py"):
+    for script in ("neuron_slot.py", "batch_sizes.py", "model_record.py"):
         shutil.copy2(DOCKER_DIR / "model-server" / script, bin_dir / script)
     for script in ("serve_triton.py", "model.py"):
         shutil.copy2(TRITON_DIR / script, bin_dir / script)
@@ -298,6 +263,7 @@ def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_pa
         "GRPC_PORT": "8500",
         "REST_PORT": "8501",
         "TRITON_INSTANCES": "2",
+        "MODEL_FAMILY": "inf2",  # the image's: the record's family must match (model_record.py)
         "TRITON_SHM_REGION_BYTES": str(3 * 1024 * 1024),
         "TRITON_MAX_BATCH": "64",
         "NEURON_CORES_PER_TASK": "2",
@@ -325,50 +291,3 @@ def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_pa
     config = (Path(repository) / "bert" / "config.pbtxt").read_text()
     assert "count: 2" in config
     assert "max_batch_size: 64\n" in config
-
-
-# --- the real thing on CPU: `make model FAMILY=cpu SERVER=triton TINY=1`, loaded by model.py ---
-
-
-@pytest.fixture(scope="session")
-def traced_on_cpu(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The CPU build of Triton's model (PyTorch's TorchScript trace), through make model's entry point."""
-    out = tmp_path_factory.mktemp("triton-model")
-    arguments = ["--family", "cpu", "--server", "triton", "--tiny", "1", "--batch", "2", "--seq", "16"]
-    # its own process, as `make model` runs it: the build keeps TensorFlow out of that process only
-    built = subprocess.run(
-        [sys.executable, "-m", "modelbuild", *arguments, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    return out / "1"
-
-
-def test_make_models_triton_build_serves_through_model_py(
-    model_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch, traced_on_cpu: Path
-) -> None:
-    record = json.loads((traced_on_cpu / "assets.extra" / "model-build.json").read_text())
-    assert (record["server"], record["batch"], record["sequenceLength"]) == ("triton", 2, 16)
-    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0")
-    model = model_module.TritonPythonModel()
-    model.initialize(
-        {
-            "model_config": json.dumps({"instance_group": [{"kind": "KIND_CPU", "count": 1}]}),
-            "model_instance_name": "bert_0",
-            "model_repository": str(traced_on_cpu.parent),
-            "model_version": "1",
-        }
-    )
-
-    # three requests gathered: 1 + 3 + 1 rows, run in chunks of the traced batch of 2, the last padded
-    responses = model.execute([request(1, 16, first=5), request(3, 16, first=7), request(1, 16, first=5)])
-
-    logits = [response.output_tensors[0].array for response in responses]
-    assert [array.shape for array in logits] == [(1, 2), (3, 2), (1, 2)]
-    assert np.allclose(logits[0], logits[2], atol=1e-6)  # the same row answers the same, wherever it was placed
-    assert np.allclose(logits[1], logits[1][0], atol=1e-6)
-    assert not np.allclose(logits[0], logits[1][0])

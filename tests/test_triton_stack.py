@@ -15,7 +15,7 @@ from aws_cdk.assertions import Template
 from app import build_app
 from config.engines import TF_SERVING, TRITON
 from config.hardware import INSTANCE_SIZES, NeuronFamily
-from config.settings import DEFAULTS, SettingsError, load_settings
+from config.settings import SettingsError, defaults, load_settings
 from contracts import metrics
 from tests.conftest import CDK_JSON_CONTEXT, VARIANTS, Synthesized
 from tests.test_images import docker_images
@@ -25,7 +25,7 @@ INF2_SIZES = sorted(name for name, size in INSTANCE_SIZES.items() if size.family
 
 
 def settings_with(**overrides: object) -> Any:
-    context = {**DEFAULTS, **overrides}
+    context = {**defaults(), **overrides}
     return load_settings(context.get)
 
 

@@ -70,11 +70,11 @@ def install_stub(venv: Path, backends: Path) -> None:
     shutil.copy2(stub, backends / "python" / stub.name)
 
 
-def build_repository(workdir: Path, batch: int) -> Path:
+def build_repository(workdir: Path, batch: int, model_python: Path) -> Path:
     models = workdir / "model"
     _run(
         [
-            *(sys.executable, "-m", "modelbuild", "--family", "cpu", "--server", "triton", "--tiny", "1"),
+            *(str(model_python), "-m", "modelbuild", "--family", "cpu", "--server", "triton", "--tiny", "1"),
             *("--batch", str(batch), "--out", str(models)),
         ],
         cwd=ROOT,
@@ -114,6 +114,7 @@ def client(*arguments: str) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.triton_check", description=__doc__.splitlines()[0])
     parser.add_argument("--triton-venv", type=Path, required=True)
+    parser.add_argument("--model-python", type=Path, required=True, help="the model build's venv's python")
     args = parser.parse_args(argv)
     grpc_port, rest_port, metrics_port = _free_port(), _free_port(), _free_port()
     server: subprocess.Popen[str] | None = None
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         tritonserver, backends, libdir = triton_paths(args.triton_venv.resolve())
         install_stub(args.triton_venv.resolve(), backends)
         with tempfile.TemporaryDirectory(prefix="triton-check-") as workdir:
-            repository = build_repository(Path(workdir), batch=2)
+            repository = build_repository(Path(workdir), batch=2, model_python=args.model_python)
             log = Path(workdir) / "tritonserver.log"
             env = {
                 **os.environ,

@@ -14,36 +14,21 @@ elsewhere, without one, is left as it is. Standard library only: it runs on the 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Optional
 
-# Copy of contracts/model_signature.py BUILD_RECORD: tests/test_contracts.py keeps them equal.
-BUILD_RECORD = "assets.extra/model-build.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_record import newest_version, read_record
+
 _MAX_BATCH_SIZE = re.compile(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}")
 
 
-# What a version folder holds for TF Serving (a SavedModel) or for Triton (a traced model).
-MODEL_FILES = ("saved_model.pb", "model.pt")
-
-
-def newest_version(base: Path) -> Optional[Path]:
-    versions = [
-        child
-        for child in base.iterdir()
-        if child.name.isdigit() and any((child / name).is_file() for name in MODEL_FILES)
-    ]
-    return max(versions, key=lambda child: int(child.name), default=None)
-
-
 def compiled_batch(base: Path) -> Optional[int]:
-    version = newest_version(base) if base.is_dir() else None
-    record = version / BUILD_RECORD if version else None
-    if record is None or not record.is_file():
-        return None
-    return int(json.loads(record.read_text())["batch"])
+    version = newest_version(base)
+    record = read_record(version) if version else None
+    return int(record["batch"]) if record else None
 
 
 def allowed_batch_sizes(compiled: int, max_batch_size: int) -> list[int]:

@@ -18,6 +18,11 @@ if [ -z "$server" ]; then
   echo "ERROR: no tensorflow_model_server_neuron binary in this image" >&2
   exit 1
 fi
+# A model copied from S3 is checked here (a baked one was checked at synth): not one built for another
+# family or server, and no CPU or TINY build. Amazon Linux 2 (rtd) has no python3, and no S3 model.
+if [ -n "${MODEL_FAMILY:-}" ] && command -v python3 >/dev/null 2>&1; then
+  python3 "$(dirname "$0")/model_record.py" "$MODEL_BASE_PATH" "$MODEL_FAMILY" tfserving
+fi
 if [ -n "${BATCHING_PARAMETERS:-}" ]; then
   batching_file="$(mktemp)"
   printf '%s' "$BATCHING_PARAMETERS" > "$batching_file"

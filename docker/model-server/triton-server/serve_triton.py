@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch_sizes import allowed_batch_sizes, compiled_batch
+from model_record import refusal
 
 # Copies of contracts (this script runs in the image): tests/test_contracts.py keeps them equal.
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
@@ -29,6 +30,7 @@ MODEL_FILE = "model.pt"
 NEURON_CORES_PER_TASK = "NEURON_CORES_PER_TASK"
 NEURON_RT_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 TRITON_INSTANCES = "TRITON_INSTANCES"
+MODEL_FAMILY = "MODEL_FAMILY"
 TRITON_SHM_REGION_BYTES = "TRITON_SHM_REGION_BYTES"
 TRITON_MAX_BATCH = "TRITON_MAX_BATCH"
 METRICS_PORT = 8002
@@ -110,9 +112,15 @@ def write_repository(
     instances: int,
     batching: dict[str, int] | None,
     max_batch: int = MAX_REQUEST_BATCH,
+    family: str | None = None,
 ) -> Path:
-    """``root/<name>/config.pbtxt`` and one folder per version: its files linked, model.py beside them."""
+    """``root/<name>/config.pbtxt`` and one folder per version: its files linked, model.py beside them.
+
+    ``family``, the image's (MODEL_FAMILY), refuses a model built for another family or a TINY one."""
     found = versions(base)
+    problem = refusal(base, family, "triton") if family else None
+    if problem:
+        raise StartError(problem)
     compiled = compiled_batch(base)
     if compiled is None:
         raise StartError(f"{found[-1]} has no build record (assets.extra/model-build.json): build it with make model")
@@ -149,6 +157,7 @@ def main() -> int:
             instances=int(os.environ[TRITON_INSTANCES]),
             batching=batching_from(os.environ.get("BATCHING_PARAMETERS")),
             max_batch=int(os.environ.get(TRITON_MAX_BATCH, MAX_REQUEST_BATCH)),
+            family=os.environ.get(MODEL_FAMILY),
         )
     except (StartError, ValueError) as error:
         print(f"ERROR: {error}", file=sys.stderr, flush=True)

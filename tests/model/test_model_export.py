@@ -26,7 +26,7 @@ from modelbuild import cli
 from modelbuild.check import answer, check_command, load
 from modelbuild.neuron import neuron_compiler, toolchain
 from modelbuild.options import Family, ModelBuildError, parse_options
-from tests.conftest import ROOT
+from tests.model.conftest import ROOT
 
 BATCH_SIZES = ROOT / "docker" / "model-server" / "batch_sizes.py"
 
