@@ -39,9 +39,18 @@ def synthesize_variants() -> dict[str, dict[str, Any]]:
 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     templates = {}
-    for name, overrides in sorted(VARIANTS.items()):
-        app = cdk.App(context={**context, **overrides})
-        templates[name] = dict(Template.from_stack(build_app(app)).to_json())
+    # The app's own warnings (no model baked in, ...) would repeat for every variant: they are synth's
+    # business, not the scan's. jsii's node process writes them to this process's stderr.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as quiet:
+            os.dup2(quiet.fileno(), 2)
+            for name, overrides in sorted(VARIANTS.items()):
+                app = cdk.App(context={**context, **overrides})
+                templates[name] = dict(Template.from_stack(build_app(app)).to_json())
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     return templates
 
 
