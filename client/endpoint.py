@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,16 @@ def _models(outputs: dict[str, str]) -> list[dict[str, str]]:
     return found
 
 
+def aws_session() -> Any:
+    """A boto3 session whose region follows ``AWS_REGION`` when it is set, as the AWS CLI's does ("overrides
+    the values in the environment variable AWS_DEFAULT_REGION and the profile setting region", AWS CLI user
+    guide, "Environment variables"); botocore itself reads only ``AWS_DEFAULT_REGION`` and the profile
+    (botocore/configprovider.py)."""
+    import boto3  # noqa: PLC0415  (only what talks to AWS needs it)
+
+    return boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+
+
 def aws_client(session: Any, service: str) -> Any:
     try:
         return session.client(service)
@@ -88,9 +99,7 @@ def resolve(
     ``model`` picks one model of a several-model stack (its own ports); by default the first.
     """
     if session is None:
-        import boto3  # noqa: PLC0415  (only --stack needs it)
-
-        session = boto3.session.Session()
+        session = aws_session()
     if outputs is None:
         outputs = stack_outputs(session, stack_name)
     missing = [key for key in (keys.GRPC_PORT, keys.REST_PORT, keys.MODEL_NAME) if key not in outputs]

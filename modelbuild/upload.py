@@ -37,11 +37,12 @@ def upload_command(*, s3: str, out: str, client: Any = None) -> str:
     folder = Path(out).expanduser().resolve() if out.strip() else DEFAULT_OUT
     if not built_versions(folder):
         raise invalid("OUT", folder, "no <version>/saved_model.pb there: run make model first")
-    import boto3  # noqa: PLC0415
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
+    from client.endpoint import aws_session  # noqa: PLC0415
+
     try:
-        keys = upload(folder, location, client or boto3.client("s3"))
+        keys = upload(folder, location, client or aws_session().client("s3"))
     except (BotoCoreError, ClientError) as error:
         raise ModelBuildError(f"Upload to {location.uri} failed: {error}") from None
     return f"Uploaded {len(keys)} files to {location.uri}/: deploy with -c modelS3Uri={location.uri}"

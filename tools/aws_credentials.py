@@ -12,9 +12,9 @@ import sys
 
 def problem() -> str | None:
     """What is missing, or None when credentials and a region resolve."""
-    import boto3  # noqa: PLC0415
+    from client.endpoint import aws_session  # noqa: PLC0415
 
-    session = boto3.session.Session()
+    session = aws_session()
     try:
         credentials = session.get_credentials()
     except Exception as error:  # a broken profile or config file

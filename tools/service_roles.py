@@ -41,9 +41,9 @@ def ensure(iam: Any, services: Sequence[str] = SERVICES) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     del argv
     try:
-        import boto3  # noqa: PLC0415
+        from client.endpoint import aws_session  # noqa: PLC0415
 
-        created = ensure(boto3.client("iam"))
+        created = ensure(aws_session().client("iam"))
     except RoleError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -114,9 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        import boto3  # noqa: PLC0415
-
-        session = boto3.session.Session()
+        session = endpoint.aws_session()
         outputs = endpoint.stack_outputs(session, args.stack)
         found = endpoint.resolve(args.stack, session, model=args.model, outputs=outputs)
         ecs = endpoint.aws_client(session, "ecs")

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from client.endpoint import EndpointNotFound, resolve
+from client.endpoint import EndpointNotFound, aws_session, resolve
 
 OUTPUTS = {
     "ClusterName": "cluster-1",
@@ -251,3 +251,24 @@ def test_a_stack_from_before_the_relay_is_one_line(session: StubbedSession) -> N
 
     with pytest.raises(TunnelError, match="no RelayTaskDefinitionArn, RelaySubnetIds output"):
         start_relay(session.client("ecs"), {"ClusterName": "cluster-1"})
+
+
+@pytest.mark.parametrize("default_region", [None, "us-east-1"])
+def test_aws_region_alone_selects_the_region(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, default_region: str | None
+) -> None:
+    # The README says to set AWS_REGION, as for the AWS CLI; botocore reads only AWS_DEFAULT_REGION.
+    for variable in ("AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    if default_region:  # and it wins over AWS_DEFAULT_REGION, as in the AWS CLI
+        monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+
+    session = aws_session()
+
+    assert session.region_name == "eu-west-3"
+    assert session.client("cloudformation", aws_access_key_id="x", aws_secret_access_key="x").meta.region_name == (
+        "eu-west-3"
+    )
