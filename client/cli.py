@@ -29,7 +29,7 @@ from client.load import LoadPlan, LoadRunner
 from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
 from client.report import Cost, RunReport, RunSettings, json_line, plot, render_table
 from client.stats import Summary, cost_per_million, summarize
-from client.transport import API_KSERVE, API_TFSERVING, APIS, RequestFailed, Transport, open_transport
+from client.transport import API_KSERVE, API_TFSERVING, APIS, RequestFailed, Transport, one_line, open_transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_AFTER_S = 1.0
@@ -280,7 +280,7 @@ def _verdict(summary: Summary, details: dict[str, str]) -> int:
         return EXIT_INTERRUPTED
     if summary.errors:
         worst = max(summary.errors_by_code.items(), key=lambda item: item[1])[0]
-        detail = details.get(worst, "")
+        detail = one_line(details.get(worst, ""), 200)
         print(
             f"error: {summary.errors} of {summary.requests} requests failed; most often {worst}"
             + (f" ({detail})" if detail else ""),

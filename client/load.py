@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from client.transport import UNREACHABLE_CODES, RequestFailed, Transport
+from client.transport import UNREACHABLE_CODES, RequestFailed, Transport, one_line
 
 Clock = Callable[[], float]
 
@@ -98,7 +98,7 @@ class LoadRunner:
             await self._transport.predict()
         except RequestFailed as failure:
             error = failure.code
-            self.result.error_details.setdefault(failure.code, failure.detail[:300])
+            self.result.error_details.setdefault(failure.code, one_line(failure.detail, 300))
         finally:
             self._in_flight -= 1
         self._note_reachability(error)
@@ -114,7 +114,7 @@ class LoadRunner:
         if not self._answered and self._unreachable_in_a_row >= DEAD_TARGET_FAILURES and not self._stopping.is_set():
             self.result.abandoned = (
                 f"the target never answered: {self._unreachable_in_a_row} requests in a row failed with {error} "
-                f"({self.result.error_details.get(error, '')[:120]}); stopped instead of running on"
+                f"({one_line(self.result.error_details.get(error, ''), 120)}); stopped instead of running on"
             )
             self._stopping.set()
 

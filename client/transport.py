@@ -43,6 +43,18 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "CONNECTION_REFUSED", "CONNECT_FAILED", "CONNECTION_ERROR"})
 
 
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line and at most ``limit`` characters, cut between words (a word longer than the
+    whole limit is cut, as nothing else fits)."""
+    collapsed = " ".join(text.split())
+    if len(collapsed) <= limit:
+        return collapsed
+    cut = collapsed[: limit - 1]
+    if collapsed[limit - 1] != " " and " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
 class RequestFailed(Exception):
     """One request did not produce a prediction."""
 
@@ -212,7 +224,7 @@ class RestTransport:
             ) as response:
                 body = await response.read()
                 if response.status not in accepted:
-                    raise RequestFailed(f"HTTP {response.status}", body[:200].decode(errors="replace"))
+                    raise RequestFailed(f"HTTP {response.status}", body[:2000].decode(errors="replace"))
                 return response.status, body
         except TimeoutError:
             raise RequestFailed("TIMEOUT") from None
@@ -229,7 +241,9 @@ class RestTransport:
         except ValueError:
             raise RequestFailed("BAD_RESPONSE", "response is not JSON") from None
         if not check(document):
-            raise RequestFailed("BAD_RESPONSE", "unexpected JSON: " + body[:120].decode(errors="replace"))
+            raise RequestFailed(
+                "BAD_RESPONSE", "unexpected JSON: " + one_line(body[:2000].decode(errors="replace"), 120)
+            )
         return document
 
     async def predict(self) -> None:

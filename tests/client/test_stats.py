@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from client.load import LoadResult, Sample
 from client.stats import cost_per_million, percentile, summarize
@@ -51,3 +53,34 @@ def test_cost_per_million_inferences() -> None:
     # $0.228 per hour at 1,000 inferences/s: 3.6 M inferences an hour
     assert cost_per_million(0.228, 1000.0) == pytest.approx(0.228 / 3.6)
     assert cost_per_million(0.228, 0.0) is None
+
+
+def test_a_long_failure_detail_is_one_line_cut_between_words() -> None:
+    from client.transport import one_line  # noqa: PLC0415
+
+    detail = "Received http2 header with status: 502\n  upstream connect error or disconnect/reset before headers"
+
+    shortened = one_line(detail, 60)
+
+    assert shortened == "Received http2 header with status: 502 upstream connect…"
+    assert len(shortened) <= 60
+    assert "\n" not in shortened
+    assert one_line("short one", 60) == "short one"
+    assert one_line("x" * 100, 10) == "x" * 9 + "…"  # one word longer than the limit: cut, nothing else fits
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from([chr(code) for code in range(32, 127)] + ["\n"]), max_size=400),
+    limit=st.integers(5, 200),
+)
+def test_one_line_never_cuts_a_word_it_could_keep(text: str, limit: int) -> None:
+    from client.transport import one_line  # noqa: PLC0415
+
+    shortened = one_line(text, limit)
+    words = text.split()
+
+    assert len(shortened) <= limit
+    assert "\n" not in shortened
+    if shortened.endswith("…") and " " in shortened:
+        kept = shortened[:-1].split()
+        assert kept == words[: len(kept)]  # whole words, in order
