@@ -148,8 +148,20 @@ class _ModelEntry:
 
 def _model_entry(index: int, entry: object, size: InstanceSize, profile: RuntimeProfile) -> _ModelEntry:
     key = f"models[{index}]"
-    if not isinstance(entry, dict) or set(entry) != set(MODEL_ENTRY_KEYS):
+    if not isinstance(entry, dict):
         raise fail(key, entry, "expected an object with exactly " + ", ".join(MODEL_ENTRY_KEYS))
+    missing = [name for name in MODEL_ENTRY_KEYS if name not in entry]
+    extra = sorted(str(name) for name in entry if name not in MODEL_ENTRY_KEYS)
+    if missing or extra:
+        said = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unknown {', '.join(extra)}" if extra else "",
+            )
+            if part
+        )
+        raise fail(key, entry, f"{said}: each model takes exactly " + ", ".join(MODEL_ENTRY_KEYS))
     cores = integer(f"{key}.cores", entry["cores"], low=1, high=size.neuron_cores)
     if cores not in size.core_group_sizes():
         choices = ", ".join(map(str, size.core_group_sizes()))
@@ -172,8 +184,8 @@ def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else []
-        except ValueError:
-            raise fail("models", value, allowed) from None
+        except json.JSONDecodeError as error:
+            raise fail("models", value, f"not valid JSON: {error.msg} at column {error.colno}; {allowed}") from None
     if not isinstance(value, list):
         raise fail("models", value, allowed)
     if value and profile.one_task_per_instance:

@@ -283,3 +283,27 @@ def test_the_simulation_sees_a_spread_scale_in_leave_half_empty_instances(synth:
         broken += not fleet.rows_intact()
 
     assert broken > 0
+
+
+def test_models_that_are_not_json_say_where() -> None:
+    written = '[{"name": "bert", "cores": 8,}]'  # a trailing comma, as -c models=... might carry
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**CDK_JSON_CONTEXT, "instanceType": "inf1.6xlarge", "models": written}.get)
+
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith("Invalid setting 'models' = ")
+    assert "not valid JSON: Expecting property name enclosed in double quotes at column 30" in line
+
+
+def test_a_model_row_names_its_missing_and_unknown_keys() -> None:
+    rows = [{"name": "bert", "cores": 16, "grpcPort": 8500, "restPort": 8501, "modelS3": "s3://b/m"}]
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**CDK_JSON_CONTEXT, "instanceType": "inf1.6xlarge", "models": rows}.get)
+
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith("Invalid setting 'models[0]' = ")
+    assert line.endswith(
+        "missing modelS3Uri; unknown modelS3: each model takes exactly name, cores, grpcPort, restPort, modelS3Uri"
+    )
