@@ -140,7 +140,7 @@ class InferentiaCapacity(Construct):
                 "bert-inferentia:unchecked-ami",
                 f"amiRelease={settings.ami_release}: the release table was checked on {DEFAULT_AMI_RELEASE}. "
                 f"Instances whose Neuron driver lies outside {drivers.lowest} up to {drivers.below} power off "
-                "instead of joining the cluster (README, 'Neuron releases').",
+                "instead of joining the cluster (docs/servers.md, 'Neuron releases').",
             )
 
         self.launch_template = ec2.LaunchTemplate(

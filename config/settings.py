@@ -339,7 +339,7 @@ def check_setting_names(keys: Iterable[str]) -> None:
         by_case = [name for name in SETTING_KEYS if name.lower() == key.lower()]
         closest = by_case or difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.6)
         hint = f"did you mean '{closest[0]}'? " if closest else ""
-        raise SettingsError(f"Unknown setting '{key}': {hint}The settings are listed in the README, 'Settings'")
+        raise SettingsError(f"Unknown setting '{key}': {hint}The settings are listed in docs/settings.md")
 
 
 def load_settings(get: ContextGetter) -> DeploymentSettings:
@@ -353,7 +353,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         if value is None:
             value = defaults().get(key)
         if value is None:
-            raise fail(key, None, "no value: cdk.json's context must name every setting (see README, Settings)")
+            raise fail(key, None, "no value: cdk.json's context must name every setting (see docs/settings.md)")
         return value
 
     size = INSTANCE_SIZES[choice("instanceType", raw("instanceType"), INSTANCE_SIZES)]

@@ -201,11 +201,11 @@ def test_the_client_reads_outputs_by_their_contract_names() -> None:
 
 def test_the_price_table_covers_exactly_the_instance_sizes() -> None:
     assert set(pricing.ON_DEMAND_USD_PER_HOUR) == set(INSTANCE_SIZES)
-    readme = (ROOT / "README.md").read_text()
+    operations = (ROOT / "docs" / "operations.md").read_text()
     for family in ("inf1", "inf2"):
         sizes = [size for name, size in INSTANCE_SIZES.items() if name.startswith(family)]
         row = " / ".join(f"{size.on_demand_usd_per_hour:.3f}" for size in sizes)
-        assert row in readme, f"README's price row for {family} should read {row}"
+        assert row in operations, f"docs/operations.md's price row for {family} should read {row}"
 
 
 def test_every_retention_period_maps_to_cdks_own() -> None:

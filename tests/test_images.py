@@ -144,7 +144,7 @@ def test_missing_model_fails_the_image_build_before_the_package_install() -> Non
     model_stage, install_stage = dockerfile.split("FROM ${BASE_IMAGE}\n", 1)
     assert "saved_model.pb" in model_stage
     assert "exit 1" in model_stage
-    assert "README, 'Providing the model'" in model_stage
+    assert "see docs/model.md" in model_stage
     assert "neuron-install.sh yum" in install_stage
     assert "COPY --from=model" in install_stage
 

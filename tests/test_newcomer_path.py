@@ -22,6 +22,9 @@ from tests.test_settings import _run_app
 from tools.cdk_cli import split_cdk_args
 
 README = (ROOT / "README.md").read_text()
+# Everything a reader types: the README and docs/.
+DOCS = "\n".join(page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+SETTINGS_PAGE = (ROOT / "docs" / "settings.md").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()
 
 
@@ -42,7 +45,7 @@ def test_a_misspelt_setting_stops_synth_naming_the_closest_one(given: str, sugge
 
 
 def test_an_unknown_setting_with_no_close_name_is_refused_without_a_guess() -> None:
-    with pytest.raises(SettingsError, match=r"^Unknown setting 'zzz': The settings are listed in the README"):
+    with pytest.raises(SettingsError, match=r"^Unknown setting 'zzz': The settings are listed in docs/settings\.md"):
         check_setting_names(["zzz"])
 
 
@@ -66,7 +69,7 @@ def test_the_app_exits_with_one_line_on_a_misspelt_setting(tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: Unknown setting 'instancetype': did you mean 'instanceType'? "
-        "The settings are listed in the README, 'Settings'"
+        "The settings are listed in docs/settings.md"
     ]
     assert not list(tmp_path.glob("*.template.json"))
 
@@ -112,11 +115,17 @@ def recorded_npx(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# The set-up steps taken as done (make -o): the tests run in the venv they would install.
+STAMPS_DONE = [
+    *("-o", "setup", "-o", "node_modules/.installed", "-o", ".venv/.installed-app"),
+    *("-o", ".venv/.installed-client", "-o", ".venv/.installed-dev"),
+]
+
+
 def make(target: str, fake_bin: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     """``make <target>`` as typed, set-up steps taken as done, with ``npx`` recorded instead of run."""
     return subprocess.run(
-        ["make", "-s", "-o", "setup", "-o", ".venv/.installed", "-o", "node_modules/.installed"]
-        + ["-o", "aws-credentials", "-o", "service-roles", target]
+        ["make", "-s", *STAMPS_DONE, "-o", "aws-credentials", "-o", "service-roles", target]
         + [f"{name}={value}" for name, value in variables.items()],
         cwd=ROOT,
         env={**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"},
@@ -152,7 +161,7 @@ def test_a_malformed_cdk_args_is_one_line(recorded_npx: Path) -> None:
 
 def readme_make_targets() -> set[str]:
     # as a command: in backticks, or at the start of a line of a shell block
-    return set(re.findall(r"(?:`|^)make ([a-z][a-z-]*)", README, flags=re.MULTILINE))
+    return set(re.findall(r"(?:`|^)make ([a-z][a-z-]*)", DOCS, flags=re.MULTILINE))
 
 
 def test_every_make_target_the_readme_names_exists() -> None:
@@ -164,7 +173,7 @@ def test_every_make_target_the_readme_names_exists() -> None:
 
 
 def test_every_setting_the_readme_lists_is_one_the_code_reads_with_cdk_jsons_default() -> None:
-    table = README[README.index("## Settings") : README.index("### Instance sizes")]
+    table = SETTINGS_PAGE[SETTINGS_PAGE.index("## Settings") : SETTINGS_PAGE.index("### Instance sizes")]
     first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
     listed = {name for cell in first_cells for name in re.findall(r"`([A-Za-z0-9]+)`", cell)}
 
@@ -178,7 +187,7 @@ def test_make_bench_passes_every_client_option_as_typed(tmp_path: Path) -> None:
     typed = f'--requests 3 --warmup 0 --protocol rest --text "Hello there." --tokenizer {vocab} --json'
 
     result = subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "bench", "TARGET=127.0.0.1:9", f"BENCH_ARGS={typed}"],
+        ["make", "-s", *STAMPS_DONE, "bench", "TARGET=127.0.0.1:9", f"BENCH_ARGS={typed}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -209,7 +218,7 @@ def test_npx_cdk_typed_by_hand_runs_the_app_in_the_projects_venv(tmp_path: Path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: Unknown setting 'instancetype': did you mean 'instanceType'? "
-        "The settings are listed in the README, 'Settings'"
+        "The settings are listed in docs/settings.md"
     ]
 
 
@@ -227,9 +236,9 @@ def test_without_a_venv_the_app_says_what_to_run(tmp_path: Path) -> None:
 
 
 def test_no_command_in_the_readme_needs_the_venv_activated() -> None:
-    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+    blocks = re.findall(r"```sh\n(.*?)```", DOCS, flags=re.DOTALL)
     typed = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
-    typed += re.findall(r"\| `((?:python|pytest|python3|mypy|ruff|cdk)\b[^`]*)` \|", README)
+    typed += re.findall(r"\| `((?:python|pytest|python3|mypy|ruff|cdk)\b[^`]*)` \|", DOCS)
 
     bare = [line for line in typed if re.match(r"(python3?|pytest|mypy|ruff|cdk)\b", line)]
     assert typed
@@ -246,7 +255,7 @@ def test_without_credentials_make_says_how_to_set_them_up_before_any_synth(targe
     }
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")} | nowhere
     result = subprocess.run(
-        ["make", "-s", "-o", "setup", "-o", ".venv/.installed", "-o", "node_modules/.installed", target],
+        ["make", "-s", *STAMPS_DONE, target],
         cwd=ROOT,
         env={**environment, "PATH": f"{recorded_npx}:{os.environ['PATH']}"},
         capture_output=True,

@@ -311,15 +311,15 @@ def test_app_exits_with_one_line_and_writes_no_template_on_a_bad_value(tmp_path:
 
 
 def test_readme_documents_every_setting_with_its_default() -> None:
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Settings") : readme.index("### Instance sizes")]
+    page = (ROOT / "docs" / "settings.md").read_text()
+    table = page[page.index("## Settings") : page.index("### Instance sizes")]
 
     for key, default in defaults().items():
         rows = [line.split("|") for line in table.splitlines() if line.startswith("|")]
         row = next(("|".join(cells[2:]) for cells in rows if f"`{key}`" in cells[1]), None)
-        assert row is not None, f"README's settings table lacks {key}"
+        assert row is not None, f"docs/settings.md's table lacks {key}"
         shown = str(default).lower() if isinstance(default, bool) else str(default)
-        assert shown == "" or f"`{shown}`" in row, f"README shows another default for {key}"
+        assert shown == "" or f"`{shown}`" in row, f"docs/settings.md shows another default for {key}"
 
 
 @pytest.mark.parametrize("given", ["inf1.2xlarge", ["inf1.2xlarge"], '["inf1.2xlarge"]', " inf1.2xlarge "])
