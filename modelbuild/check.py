@@ -112,7 +112,7 @@ def traced_answer(version_dir: Path, inputs: BertInputs) -> Any:
     with warnings.catch_warnings():
         # torch-neuronx 2.9's format is TorchScript, which newer PyTorch deprecates (as in model.py)
         warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(version_dir / "model.pt"))  # type: ignore[no-untyped-call]
+        module = torch.jit.load(str(version_dir / "model.pt"))
     tensors = [torch.from_numpy(np.ascontiguousarray(inputs.tensors[name])) for name in signature.INPUT_NAMES]
     with torch.no_grad():
         result = module(*tensors)

@@ -63,7 +63,7 @@ def example_inputs(batch: int, sequence_length: int) -> dict[str, Any]:
     }
 
 
-class FrozenForward(tf.Module):  # type: ignore[misc]
+class FrozenForward(tf.Module):
     """The CPU 'compile': the forward pass as one graph, weights folded in as constants, batch left free.
 
     Freezing is what a Neuron compile does to the weights too, and it spares ``tf.saved_model.save`` from

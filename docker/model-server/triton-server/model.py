@@ -70,7 +70,7 @@ def load_traced(path: Path) -> Any:
     with warnings.catch_warnings():
         # torch-neuronx 2.9's format is TorchScript; newer PyTorch (a CPU test build) deprecates torch.jit.
         warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(path))  # type: ignore[no-untyped-call]
+        module = torch.jit.load(str(path))
 
     def run(*inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
