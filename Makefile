@@ -129,7 +129,7 @@ snapshot-update: $(DEV_STAMP) ## Rewrite the template snapshots after a delibera
 	$(BIN)/pytest -n 0 tests/test_snapshots.py --snapshot-update
 
 # Load a deployed server: make bench STACK=BertInferentia | TARGET=host:8500, and any client option in
-# BENCH_ARGS, e.g. BENCH_ARGS='--concurrency 8 --duration 30 --text "A sentence." --tokenizer docker/model-server/model/1'
+# BENCH_ARGS, e.g. BENCH_ARGS='--concurrency 8 --duration 30 --text "A sentence." --tokenizer components/model_server/model/1'
 TARGET ?=
 STACK ?=
 BENCH_ARGS ?=

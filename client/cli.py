@@ -114,7 +114,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     load.add_argument(
         "--tokenizer",
         type=Path,
-        help="the model's tokenizer: the version folder make model wrote (e.g. docker/model-server/model/1), "
+        help="the model's tokenizer: the version folder make model wrote (e.g. components/model_server/model/1), "
         "a folder of tokenizer files, or a vocab.txt",
     )
     load.add_argument("--json", action="store_true", help="print one JSON object as the last line")

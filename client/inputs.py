@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from contracts.model_signature import INPUT_DTYPE, INPUT_NAMES, TOKENIZER_DIR
+from components.model_server.runtime.model_signature import INPUT_DTYPE, INPUT_NAMES, TOKENIZER_DIR
 
 BERT_INPUT_NAMES = INPUT_NAMES
 Int32Array = npt.NDArray[np.int32]

@@ -21,7 +21,7 @@ from client.kserve_api.kserve_pb2 import (
     ModelReadyResponse,
 )
 from client.transport import GrpcChannels, RestTransport, grpc_failure
-from contracts.model_signature import OUTPUT_NAME
+from components.model_server.runtime.model_signature import OUTPUT_NAME
 
 INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 READY_METHOD = "/inference.GRPCInferenceService/ModelReady"

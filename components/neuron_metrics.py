@@ -8,7 +8,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-from contracts import metrics
+from components.neuron_monitor.runtime import metric_names as metrics
 
 
 def neuron_metric(cluster_name: str, service_name: str, name: str, statistic: str) -> cloudwatch.Metric:

@@ -24,9 +24,9 @@ from constructs import Construct
 
 from components.findings import acknowledge
 from components.log_retention import retention
+from components.model_server.runtime import task_environment as env
 from components.observability import notifying_alarm
 from contracts import containers
-from contracts import task_environment as env
 
 NPD_IMAGE = "registry.k8s.io/node-problem-detector/node-problem-detector:v0.8.19"
 RECOVERY_IMAGE = "public.ecr.aws/neuron/neuron-node-recovery:1.3.0"

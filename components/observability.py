@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from components.neuron_metrics import neuron_core_utilization, neuron_metric
-from contracts import metrics
+from components.neuron_monitor.runtime import metric_names as metrics
 
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 PERIOD = Duration.minutes(1)

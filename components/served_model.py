@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from components.capacity import ServingCapacity
-from components.inference_service import InferenceService
-from components.inference_task import InferenceTaskDefinition
-from components.load_balancer import InferenceLoadBalancer
-from components.logical_ids import IdTransparentScope
-from components.model_image import ModelServerImages
+from components.endpoint.load_balancer import InferenceLoadBalancer
+from components.model_server.images import ModelServerImages
+from components.model_server.task import InferenceTaskDefinition
 from components.observability import ServiceObservability
+from components.service.inference_service import InferenceService
+from config.batching import BatchingSettings
+from config.hardware import InstanceSize
 from config.placement import ModelSettings
-from config.settings import DeploymentSettings
+from config.profile import RuntimeProfile
+from config.rollout import Rollout
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,21 +28,19 @@ class ServingPlatform:
     """What every served model shares: the cluster, its Inferentia capacity and the one endpoint."""
 
     cluster: ecs.Cluster
-    capacity: ServingCapacity
+    capacity_provider_name: str
     endpoint: InferenceLoadBalancer
+    notifications: sns.ITopic
+    """Where every alarm goes."""
     task_security_group: ec2.ISecurityGroup
     """Where tasks with their own network interface (Managed Instances) are admitted from the endpoint."""
     neuron_health: cloudwatch.IMetric | None = None
     """Neuron errors found on the instances by the problem detector, when it runs."""
 
 
-class ServedModel(IdTransparentScope):
-    """Everything one model of the fleet needs, on the shared platform.
-
-    Its resources keep the logical IDs they had before this construct grouped them (``Task``,
-    ``TaskModel2``, ...; see :mod:`components.logical_ids`), so a deployed stack updates in place.
-    Listeners live on the shared load balancer, each on this model's own ports.
-    """
+class ServedModel(Construct):
+    """Everything one model of the fleet needs, on the shared platform: its images, task definition,
+    service, listeners (on the shared load balancer, on this model's own ports) and dashboard."""
 
     def __init__(
         self,
@@ -47,37 +48,42 @@ class ServedModel(IdTransparentScope):
         construct_id: str,
         *,
         model: ModelSettings,
-        id_suffix: str,
-        settings: DeploymentSettings,
+        profile: RuntimeProfile,
+        instance_sizes: Sequence[InstanceSize],
+        batching: BatchingSettings | None,
+        rollout: Rollout,
+        min_tasks: int,
+        log_retention_days: int,
         platform: ServingPlatform,
     ) -> None:
-        super().__init__(scope, construct_id, id_suffix=id_suffix)
+        """``profile``: the runtime layout; ``instance_sizes``: the sizes the tasks may land on, the
+        preferred one first; ``rollout``: placement and deployment; ``min_tasks``: below it, an alarm."""
+        super().__init__(scope, construct_id)
         self.model = model
-        images = ModelServerImages(self, "Images", profile=settings.profile, model=model)
+        images = ModelServerImages(self, "Images", profile=profile, model=model)
         self.task = InferenceTaskDefinition(
             self,
             "Task",
-            profile=settings.profile,
+            profile=profile,
             model=model,
-            instance_sizes=settings.instance_sizes,
+            instance_sizes=instance_sizes,
             server_image=images.server_image,
             sidecar_image=images.sidecar_image,
-            log_retention_days=settings.log_retention_days,
+            log_retention_days=log_retention_days,
             cluster_name=platform.cluster.cluster_name,
-            batching=settings.batching,
+            batching=batching,
         )
         self.inference = InferenceService(
             self,
             "Inference",
             cluster=platform.cluster,
             task_definition=self.task.task_definition,
-            capacity=platform.capacity,
-            settings=settings,
+            capacity_provider_name=platform.capacity_provider_name,
+            rollout=rollout,
+            own_instances=profile.own_instances,
             security_group=platform.task_security_group,
         )
-        target_groups = platform.endpoint.serve(
-            self.inference.service, model=model, engine=settings.profile.engine, id_suffix=id_suffix
-        )
+        target_groups = platform.endpoint.serve(self, self.inference.service, model=model, engine=profile.engine)
         self.observability = ServiceObservability(
             self,
             "Observability",
@@ -85,9 +91,9 @@ class ServedModel(IdTransparentScope):
             cluster_name=platform.cluster.cluster_name,
             load_balancer=platform.endpoint.load_balancer,
             target_groups=target_groups,
-            min_tasks=settings.min_tasks,
-            neuron_metrics=settings.profile.neuron_metrics,
-            server_metrics=settings.profile.server_metrics,
+            min_tasks=min_tasks,
+            neuron_metrics=profile.neuron_metrics,
+            server_metrics=profile.server_metrics,
             neuron_health=platform.neuron_health,
-            notifications=platform.capacity.scaling_events,
+            notifications=platform.notifications,
         )

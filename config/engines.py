@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from contracts.model_signature import INPUT_NAMES
+from components.model_server.runtime.model_signature import INPUT_NAMES
+from components.model_server.runtime.task_environment import TRITON_METRICS_PORT
 
 
 class ServingEngine(Enum):
@@ -33,7 +34,7 @@ class EngineFacts:
     api: str
     """The client's ``--api`` for it: TF Serving's own API, or KServe v2 (the Open Inference Protocol)."""
     dockerfile: str
-    """The model server's Dockerfile in docker/model-server (one build context for both)."""
+    """The model server's Dockerfile in components/model_server/runtime."""
     model_file: str
     """What a model version folder holds for it, as `make model` writes it."""
     model_kind: str
@@ -98,7 +99,6 @@ TRITON = EngineFacts(
     model_file="model.pt",
     model_kind="traced model (model.pt)",
     instances_per_core=True,
-    # tritonserver's --metrics-port, as serve_triton.py starts it (Triton's default too)
-    metrics_port=8002,
+    metrics_port=TRITON_METRICS_PORT,
 )
 ENGINES = {facts.engine: facts for facts in (TF_SERVING, TRITON)}

@@ -2,7 +2,7 @@
 
 This is the one place a Neuron package version is written. The images take every version from
 here as a build argument (``components/model_image.py``) and install OS packages through
-``docker/neuron-packages/neuron-install.sh``, which matches each version exactly, with or without the
+``components/neuron_packages/neuron-install.sh``, which matches each version exactly, with or without the
 build suffix Neuron's packages carry; ``tests/test_neuron_releases.py`` fails on a version that is not
 in the manifest and on an image that installs anything else. Each set also names the range of
 host drivers its runtime runs on, which the instances check before they join the cluster.

@@ -41,7 +41,8 @@ class CapacityMode(Enum):
 
 
 class Sidecar(Enum):
-    """The task's second container; its value is the container's name and its image's folder in docker/."""
+    """The task's second container; its value is the container's name (components/model_server/images.py
+    maps each to its image's Dockerfile)."""
 
     NEURON_MONITOR = containers.NEURON_MONITOR
     NEURON_RTD = containers.NEURON_RTD
@@ -62,29 +63,54 @@ class RuntimeProfile:
     base_image: str
     """The model server's base image."""
     sidecar: Sidecar
-    static_host_ports: bool
-    """Tasks bind the model's own ports on the host (else Docker picks dynamic host ports)."""
-    one_task_per_instance: bool
-    """One task takes the whole instance (else tasks share it, each on its own NeuronCores)."""
     neuron_metrics: bool
     """The sidecar publishes NeuronCore metrics: the service scales on them and the dashboard shows them."""
     shared_pid_namespace: bool
     """The containers share the task's PID namespace (neuron-monitor watches the server's runtime)."""
     needs_ami_id: bool
     """No published ECS AMI can run this layout: the user must name one (``amiId``)."""
-    neuron_recovery: bool
-    """Neuron's node problem detector and recovery can run: it needs driver 2.15+ and a runtime from
-    Neuron 2.18 or later (aws-neuron-sdk deploy/ecs/npd.rst), which runtime 1.x is not, and an
-    instance this stack runs (Managed Instances are AWS's to repair)."""
     model_from_s3: bool
     """A task can copy its model from S3 at start (else the model is baked into the image)."""
-    own_instances: bool
-    """The instances are this stack's Auto Scaling group (else AWS runs them: Managed Instances)."""
-    task_networking: bool
-    """Tasks get their own network interface (awsvpc) and security group; the load balancer targets IPs."""
-    managed_neuron_devices: bool
-    """The server asks ECS for every Neuron device (``resourceRequirements`` NeuronDevice=ALL, Managed
-    Instances only) instead of mapping ``/dev/neuronN`` itself."""
+
+    @property
+    def managed(self) -> bool:
+        return self.capacity is CapacityMode.MANAGED_INSTANCES
+
+    @property
+    def own_instances(self) -> bool:
+        """The instances are this stack's Auto Scaling group (else AWS runs them: Managed Instances)."""
+        return not self.managed
+
+    @property
+    def task_networking(self) -> bool:
+        """Tasks get their own network interface (awsvpc) and security group; the load balancer targets IPs."""
+        return self.managed
+
+    @property
+    def managed_neuron_devices(self) -> bool:
+        """The server asks ECS for every Neuron device (``resourceRequirements`` NeuronDevice=ALL, Managed
+        Instances only) instead of mapping ``/dev/neuronN`` itself."""
+        return self.managed
+
+    @property
+    def one_task_per_instance(self) -> bool:
+        """One task takes the whole instance: the rtd daemon owns every device, and a task that asks for
+        every Neuron device has the instance to itself (ECS developer guide, "Amazon ECS task definitions
+        for AWS Neuron machine learning workloads"). Else tasks share it, each on its own NeuronCores."""
+        return self.runtime is NeuronRuntime.RTD or self.managed
+
+    @property
+    def static_host_ports(self) -> bool:
+        """Tasks bind the model's own ports on the host (rtd, as the walk-through; awsvpc tasks on their own
+        interface), else Docker picks dynamic host ports."""
+        return self.runtime is NeuronRuntime.RTD or self.managed
+
+    @property
+    def neuron_recovery(self) -> bool:
+        """Neuron's node problem detector and recovery can run: it needs driver 2.15+ and a runtime from
+        Neuron 2.18 or later (aws-neuron-sdk deploy/ecs/npd.rst), which runtime 1.x is not, and an
+        instance this stack runs (Managed Instances are AWS's to repair)."""
+        return self.runtime is NeuronRuntime.LIBNRT and self.own_instances
 
     @property
     def server_metrics(self) -> bool:
@@ -110,16 +136,10 @@ def runtime_profile(
             releases=RTD,
             base_image=AL2_BASE,
             sidecar=Sidecar.NEURON_RTD,
-            static_host_ports=True,
-            one_task_per_instance=True,
             neuron_metrics=False,
             shared_pid_namespace=False,
             needs_ami_id=True,
-            neuron_recovery=False,
             model_from_s3=False,
-            own_instances=True,
-            task_networking=False,
-            managed_neuron_devices=False,
         )
     managed = capacity is CapacityMode.MANAGED_INSTANCES
     triton = engine is ServingEngine.TRITON
@@ -132,19 +152,10 @@ def runtime_profile(
         releases=TRITON_INF2 if triton else LIBNRT_RELEASES[family],
         base_image=UBUNTU_BASE if triton else AL2023_BASE,
         sidecar=Sidecar.NEURON_MONITOR,
-        # awsvpc tasks bind their own ports on their own interface
-        static_host_ports=managed,
-        # a task that asks for every Neuron device has the instance to itself (ECS developer guide,
-        # "Amazon ECS task definitions for AWS Neuron machine learning workloads")
-        one_task_per_instance=managed,
         neuron_metrics=True,
         shared_pid_namespace=True,
         needs_ami_id=False,
-        neuron_recovery=not managed,
         model_from_s3=True,
-        own_instances=not managed,
-        task_networking=managed,
-        managed_neuron_devices=managed,
     )
 
 

@@ -38,6 +38,7 @@ from config.profile import (
     RuntimeProfile,
     runtime_profile,
 )
+from config.rollout import Rollout, deployment_percents
 from config.triton_memory import largest_fitting_batch, shared_memory_plan
 
 __all__ = [
@@ -150,6 +151,22 @@ class DeploymentSettings:
         if self.profile.capacity is CapacityMode.MANAGED_INSTANCES:
             return None
         return self.max_instances * self.tasks_per_instance
+
+    @property
+    def rollout(self) -> Rollout:
+        """Each model's placement and deployment: several models deploy in place and bin-pack, so every
+        instance keeps one task of each; one model starts each replacement beside its predecessor."""
+        several_models = len(self.models) > 1
+        minimum, maximum = deployment_percents(
+            max_tasks=self.max_tasks, task_slots=self.task_slots, min_tasks=self.min_tasks, in_place=several_models
+        )
+        return Rollout(
+            instance_types=tuple(size.name for size in self.instance_sizes),
+            one_per_instance=self.profile.one_task_per_instance or self.tasks_per_instance == 1,
+            min_healthy_percent=minimum,
+            max_percent=maximum,
+            binpack=several_models,
+        )
 
     @property
     def tasks_per_instance(self) -> int:

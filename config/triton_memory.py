@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from contracts.model_signature import INPUT_NAMES, MAX_SEQUENCE_LENGTH
+from components.model_server.runtime.model_signature import INPUT_NAMES, MAX_SEQUENCE_LENGTH
+from components.model_server.runtime.task_environment import TRITON_MAX_REQUEST_BATCH
 
 MIB = 1024 * 1024
 DOCKER_DEFAULT_SHM_MIB = 64
@@ -33,7 +34,7 @@ RESERVED_MIB = 8
 REPLY_BYTES_PER_ROW = 4096
 INT32_BYTES = 4
 # The largest request batch when the task sets no batching (make model's BATCH bound).
-MAX_REQUEST_BATCH = 256
+MAX_REQUEST_BATCH = TRITON_MAX_REQUEST_BATCH
 # The smallest region the backend accepts (python_backend src/python_be.cc checks shm-default-byte-size).
 MIN_REGION_MIB = 1
 

@@ -19,7 +19,7 @@ import numpy as np
 from client.inputs import BertInputs, load_tokenizer, text_inputs, zero_inputs
 from client.tfs_api.tensorflow_serving_pb2 import PredictRequest
 from client.transport import predict_request
-from contracts import model_signature as signature
+from components.model_server.runtime import model_signature as signature
 from modelbuild.options import DEFAULT_OUT, SCRATCH_OUT, ModelBuildError, invalid
 
 _loaded: dict[Path, Any] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from modelbuild.neuron import NeuronToolchain, toolchain
 from modelbuild.options import ROOT, BuildOptions, Family, ModelBuildError
 
-COMPILER_CONTEXT = ROOT / "docker" / "model-compiler"
+COMPILER_CONTEXT = Path(__file__).resolve().parent / "compiler"
 IMAGE_REPOSITORY = "bert-inferentia-model-compiler"
 PLATFORM = "linux/amd64"
 SOURCE_MOUNT, OUT_MOUNT, CHECKPOINT_MOUNT = "/src", "/out", "/checkpoint"

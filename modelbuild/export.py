@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contracts import model_signature as signature
+from components.model_server.runtime import model_signature as signature
 from modelbuild.neuron import Compiler, Forward
 from modelbuild.options import BuildOptions, Family, ModelBuildError
 from modelbuild.version_folder import checked_bert_checkpoint, tiny_tokenizer_and_config, tiny_vocabulary, write_version

@@ -48,7 +48,7 @@ class NeuronToolchain:
     packages: tuple[NeuronPackage, ...]
     trace_module: str
     dockerfile: str
-    """The compile image's Dockerfile in docker/model-compiler: TensorFlow's, or PyTorch's for Triton."""
+    """The compile image's Dockerfile in modelbuild/compiler: TensorFlow's, or PyTorch's for Triton."""
 
 
 def toolchain(family: Family, server: ServingEngine = ServingEngine.TFSERVING) -> NeuronToolchain:

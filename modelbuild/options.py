@@ -10,16 +10,17 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
+from components.model_server import MODEL_DIR
+from components.model_server.runtime.model_signature import DEFAULT_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH
 from config.engines import ServingEngine
 from config.hardware import NeuronFamily
 from config.profile import ENGINE_FAMILIES
 from config.settings import SettingsError, cdk_context, check_setting_names, load_settings
-from contracts.model_signature import DEFAULT_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH
 from tools.cdk_cli import CONTEXT_FLAGS, split_cdk_args
 
 ROOT = Path(__file__).resolve().parent.parent
-# Where the image bakes the model in (components/model_image.py): Neuron builds go here by default.
-DEFAULT_OUT = ROOT / "docker" / "model-server" / "model"
+# Where the image bakes the model in: Neuron builds go here by default.
+DEFAULT_OUT = MODEL_DIR
 # Where the quick local builds (FAMILY=cpu, TINY=1) go by default: never into the image.
 SCRATCH_OUT = ROOT / "model-scratch"
 # BERT-base fine-tuned on MRPC (sentence-pair equivalence), the walk-through's task.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contracts import model_signature as signature
+from components.model_server.runtime import model_signature as signature
 from modelbuild.options import BuildOptions, ModelBuildError
 
 # TINY: small enough to export in seconds, shaped like BERT in every way the server sees.

@@ -1,31 +1,31 @@
-"""The one stack: BERT behind TensorFlow Serving on an ECS cluster of Inferentia instances."""
+"""The one stack: BERT on an ECS cluster of Inferentia instances, behind one load balancer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aspects, CfnOutput, Fn, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from components.capacity import InferentiaCapacity
-from components.endpoint_relay import EndpointRelay
-from components.fleet_scaling import FleetScaling
-from components.load_balancer import InferenceLoadBalancer
-from components.logical_ids import KeepLogicalIds
-from components.managed_capacity import ManagedInferentiaCapacity
+from components.capacity.asg_capacity import InferentiaCapacity
+from components.capacity.managed_capacity import ManagedInferentiaCapacity
+from components.endpoint.load_balancer import InferenceLoadBalancer
+from components.endpoint.relay import EndpointRelay
 from components.network import ServingNetwork
 from components.neuron_recovery import NeuronRecovery
+from components.notifications import NotificationsTopic
 from components.observability import EndpointAlarms
 from components.served_model import ServedModel, ServingPlatform
-from config.profile import CapacityMode
+from components.service.fleet_scaling import FleetScaling
 from config.settings import DeploymentSettings
 from contracts import outputs
 
 
 class BertInferenceStack(Stack):
-    """Composes network, cluster, capacity and endpoint, then one :class:`ServedModel` per model."""
+    """Composes network, cluster, capacity, endpoint and notifications, then one :class:`ServedModel` per
+    model, their shared scaling, and the outputs the client reads."""
 
     @property
     def availability_zones(self) -> list[str]:
@@ -36,6 +36,7 @@ class BertInferenceStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self._zones = settings.zones
+        profile = settings.profile
 
         network = ServingNetwork(
             self,
@@ -49,20 +50,41 @@ class BertInferenceStack(Stack):
             flow_log_retention_days=settings.log_retention_days,
         )
         cluster = ecs.Cluster(self, "Cluster", vpc=network.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
-        # The one place the capacity mode chooses a construct; both expose a provider and the topic.
-        capacity_construct = (
-            ManagedInferentiaCapacity
-            if settings.profile.capacity is CapacityMode.MANAGED_INSTANCES
-            else InferentiaCapacity
-        )
-        capacity = capacity_construct(
-            self,
-            "Capacity",
-            cluster=cluster,
-            vpc=network.vpc,
-            security_group=network.security_group,
-            settings=settings,
-        )
+        notifications = NotificationsTopic(self, "Notifications").topic
+
+        capacity: InferentiaCapacity | ManagedInferentiaCapacity
+        if profile.own_instances:
+            capacity = InferentiaCapacity(
+                self,
+                "Capacity",
+                cluster=cluster,
+                vpc=network.vpc,
+                security_group=network.security_group,
+                notifications=notifications,
+                instance_sizes=settings.instance_sizes,
+                host_driver=settings.releases.host_driver,
+                ami_id=settings.ami_id,
+                ami_release=settings.ami_release,
+                spot=settings.spot,
+                on_demand_base=settings.on_demand_base,
+                min_instances=settings.min_instances,
+                max_instances=settings.max_instances,
+                key_name=settings.key_name,
+                root_volume_gib=settings.root_volume_gib,
+                log_retention_days=settings.log_retention_days,
+            )
+        else:
+            capacity = ManagedInferentiaCapacity(
+                self,
+                "Capacity",
+                cluster=cluster,
+                vpc=network.vpc,
+                security_group=network.security_group,
+                instance_size=settings.instance_size,
+                spot=settings.spot,
+                root_volume_gib=settings.root_volume_gib,
+            )
+
         endpoint = InferenceLoadBalancer(
             self,
             "Endpoint",
@@ -70,7 +92,8 @@ class BertInferenceStack(Stack):
             public=settings.public_endpoint,
             allowed_cidr=settings.allowed_cidr,
         )
-        endpoint.admit_to(network.security_group, settings.profile, settings.models)
+        endpoint.admit_to(network.security_group, profile, settings.models)
+        EndpointAlarms(self, "EndpointAlarms", load_balancer=endpoint.load_balancer, notifications=notifications)
         relay = EndpointRelay(
             self,
             "Relay",
@@ -78,9 +101,6 @@ class BertInferenceStack(Stack):
             endpoint_security_group=endpoint.security_group,
             load_balancer_ports=[port for model in settings.models for port in (model.grpc_port, model.rest_port)],
             log_retention_days=settings.log_retention_days,
-        )
-        EndpointAlarms(
-            self, "EndpointAlarms", load_balancer=endpoint.load_balancer, notifications=capacity.scaling_events
         )
 
         recovery = None
@@ -93,13 +113,14 @@ class BertInferenceStack(Stack):
                 auto_scaling_group=capacity.auto_scaling_group,
                 recover=settings.neuron_recovery,
                 log_retention_days=settings.log_retention_days,
-                notifications=capacity.scaling_events,
+                notifications=notifications,
             )
 
         platform = ServingPlatform(
             cluster=cluster,
-            capacity=capacity,
+            capacity_provider_name=capacity.capacity_provider_name,
             endpoint=endpoint,
+            notifications=notifications,
             task_security_group=network.security_group,
             neuron_health=recovery.errors_detected if recovery else None,
         )
@@ -108,20 +129,23 @@ class BertInferenceStack(Stack):
                 self,
                 f"Model{index + 1}",
                 model=model,
-                id_suffix=outputs.model_prefix(index),
-                settings=settings,
+                profile=profile,
+                instance_sizes=settings.instance_sizes,
+                batching=settings.batching,
+                rollout=settings.rollout,
+                min_tasks=settings.min_tasks,
+                log_retention_days=settings.log_retention_days,
                 platform=platform,
             )
             for index, model in enumerate(settings.models)
         ]
-        Aspects.of(self).add(KeepLogicalIds())
         # Parked (desiredCount 0): the range [0, 0] stops every task at once and keeps them stopped.
         FleetScaling(
             self,
             "Scaling",
             cluster_name=cluster.cluster_name,
             services=[model.inference.service for model in served],
-            neuron_metrics=settings.profile.neuron_metrics,
+            neuron_metrics=profile.neuron_metrics,
             min_tasks=0 if settings.parked else settings.min_tasks,
             max_tasks=0 if settings.parked else settings.max_tasks,
         )
@@ -129,14 +153,14 @@ class BertInferenceStack(Stack):
         CfnOutput(self, outputs.CLUSTER_NAME, value=cluster.cluster_name)
         CfnOutput(self, outputs.SECURITY_GROUP_ID, value=network.security_group.security_group_id)
         CfnOutput(self, outputs.INSTANCE_TYPE, value=settings.instance_size.name)
-        CfnOutput(self, outputs.SERVER_API, value=settings.profile.engine.api)
+        CfnOutput(self, outputs.SERVER_API, value=profile.engine.api)
         CfnOutput(
             self,
             outputs.LOAD_BALANCER_DNS_NAME,
             description="The model endpoint: each model's gRPC and REST ports, from allowedCidr",
             value=endpoint.load_balancer.load_balancer_dns_name,
         )
-        CfnOutput(self, outputs.NOTIFICATIONS_TOPIC_ARN, value=capacity.scaling_events.topic_arn)
+        CfnOutput(self, outputs.NOTIFICATIONS_TOPIC_ARN, value=notifications.topic_arn)
         CfnOutput(self, outputs.RELAY_TASK_DEFINITION, value=relay.task_definition.task_definition_arn)
         CfnOutput(self, outputs.RELAY_SECURITY_GROUP, value=relay.security_group.security_group_id)
         CfnOutput(

@@ -23,7 +23,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
-import components.model_image
+import components.model_server
 from app import build_app
 from config.settings import DeploymentSettings, load_settings
 from tools.variants import VARIANTS
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # The suite synthesizes against an empty model folder, whatever model a developer built into the image's.
-components.model_image.MODEL_DIR = Path(tempfile.mkdtemp(prefix="no-model-"))
+components.model_server.MODEL_DIR = Path(tempfile.mkdtemp(prefix="no-model-"))
 
 # CI replays the same generated examples every run, so a landing never hangs on a new draw;
 # developers' runs draw afresh and widen the search.

@@ -1,10 +1,11 @@
 """Container scripts loaded from their files for a test, without putting their folder on ``sys.path``
-for the whole session (docker/model-server's names, model/ and triton-server/, would shadow packages
+for the whole session (a runtime folder's module names, model.py among them, would shadow packages
 other tests import)."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -17,3 +18,24 @@ def load_script(path: Path, module_name: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def copied_into(dockerfile: Path, destination: str) -> list[str]:
+    """The build-context paths ``dockerfile`` COPYs into ``destination`` (not those from another stage)."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    sources: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not words[1].startswith("--") and words[-1] == destination:
+            sources.extend(words[1:-1])
+    return sources
+
+
+def image_bin(dockerfile: Path, bin_dir: Path) -> Path:
+    """A ``/usr/local/bin`` look-alike holding what ``dockerfile`` puts there, and nothing else: an
+    entrypoint run from it finds only the modules the image ships."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    context = dockerfile.parents[2]  # components/, every image's build context
+    for source in copied_into(dockerfile, "/usr/local/bin/"):
+        shutil.copy2(context / source, bin_dir / Path(source).name)
+    return bin_dir

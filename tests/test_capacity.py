@@ -170,7 +170,7 @@ def test_scaling_events_go_to_a_topic_that_refuses_plain_http(synth: SynthFn) ->
 
     group = synthesized.only("AWS::AutoScaling::AutoScalingGroup")
     (notification,) = group["NotificationConfigurations"]
-    assert notification["TopicARN"]["Ref"].startswith("CapacityScalingEvents")
+    assert notification["TopicARN"]["Ref"] in synthesized.resources("AWS::SNS::Topic")
     assert set(notification["NotificationTypes"]) >= {
         "autoscaling:EC2_INSTANCE_LAUNCH",
         "autoscaling:EC2_INSTANCE_TERMINATE",

@@ -15,20 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from components.model_image import DOCKER_DIR
 from config.profile import AL2023_BASE, UBUNTU_BASE
+from tests.paths import COMPONENTS
 
 BIN = Path(sys.executable).parent
 # Each image's python3 (the base images come from config/profile.py).
 IMAGE_PYTHON = {AL2023_BASE: "3.9", UBUNTU_BASE: "3.12"}
 SCRIPTS = {
-    "neuron-monitor/neuron_emf.py": AL2023_BASE,
-    "neuron-monitor/triton_emf.py": AL2023_BASE,
-    "model-server/neuron_slot.py": AL2023_BASE,
-    "model-server/batch_sizes.py": AL2023_BASE,
-    "model-server/model_record.py": AL2023_BASE,
-    "model-server/triton-server/serve_triton.py": UBUNTU_BASE,
-    "model-server/triton-server/model.py": UBUNTU_BASE,
+    "neuron_monitor/runtime/neuron_emf.py": AL2023_BASE,
+    "neuron_monitor/runtime/triton_emf.py": AL2023_BASE,
+    "neuron_monitor/runtime/metric_names.py": AL2023_BASE,
+    "neuron_monitor/runtime/monitor_environment.py": AL2023_BASE,
+    "model_server/runtime/neuron_slot.py": AL2023_BASE,
+    "model_server/runtime/batch_sizes.py": AL2023_BASE,
+    "model_server/runtime/model_record.py": AL2023_BASE,
+    "model_server/runtime/model_signature.py": AL2023_BASE,
+    "model_server/runtime/task_environment.py": AL2023_BASE,
+    "model_server/runtime/serve_triton.py": UBUNTU_BASE,
+    "model_server/runtime/model.py": UBUNTU_BASE,
 }
 
 
@@ -44,13 +48,15 @@ def oldest_python_violations(script: Path, python: str) -> subprocess.CompletedP
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_the_script_runs_with_its_images_python(script: str) -> None:
-    result = oldest_python_violations(DOCKER_DIR / script, IMAGE_PYTHON[SCRIPTS[script]])
+    result = oldest_python_violations(COMPONENTS / script, IMAGE_PYTHON[SCRIPTS[script]])
 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_python_script_in_an_image_is_checked() -> None:
-    shipped = {str(path.relative_to(DOCKER_DIR)) for path in DOCKER_DIR.rglob("*.py") if "__pycache__" not in str(path)}
+    shipped = {
+        str(path.relative_to(COMPONENTS)) for path in COMPONENTS.glob("*/runtime/*.py") if path.name != "__init__.py"
+    }
 
     assert shipped <= set(SCRIPTS)
 

@@ -1,132 +1,38 @@
-"""Names shared across a boundary have one home (contracts/); every copy that cannot import it equals it."""
+"""Names that cross a boundary: the ones a shell script or a Dockerfile reads, which cannot import the
+module that holds them, and the ones the stack and the client meet on.
+
+Python on either side imports the one home (``components/model_server/runtime/task_environment.py``,
+``components/neuron_monitor/runtime/*``, ``contracts/``), so no copy is left to compare.
+"""
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from aws_cdk import aws_logs as logs
 
-from client import endpoint, pricing
 from components.log_retention import retention
-from config import triton_memory
-from config.engines import ENGINES, TRITON
+from components.model_server.images import CONTEXT_DIR, SIDECAR_DOCKERFILES
+from components.model_server.runtime import task_environment as env
+from components.neuron_monitor.runtime import monitor_environment as monitor_env
 from config.hardware import INSTANCE_SIZES
 from config.log_retention import LOG_RETENTION_DAYS
 from config.profile import Sidecar
-from contracts import containers, metrics, model_signature, outputs
-from contracts import task_environment as env
+from contracts import containers, outputs
 from tests.conftest import ROOT, VARIANTS, Synthesized
-from tests.scripts import load_script
+from tests.paths import SERVER_RUNTIME
 
 SynthFn = Callable[[str], Synthesized]
-DOCKER = ROOT / "docker"
 
 
-def _constants(module: ModuleType) -> dict[str, object]:
-    return {name: value for name, value in vars(module).items() if name.isupper()}
+def _names(module: ModuleType) -> set[str]:
+    return {value for name, value in vars(module).items() if name.isupper() and isinstance(value, str)}
 
 
-CONTRACT_NAMES = set(_constants(env).values())
-
-
-def test_the_metrics_exporter_writes_the_names_the_stack_reads() -> None:
-    exporter = load_script(DOCKER / "neuron-monitor" / "neuron_emf.py")
-    triton = load_script(DOCKER / "neuron-monitor" / "triton_emf.py")
-
-    assert exporter.DEFAULT_NAMESPACE == metrics.NAMESPACE
-    assert (exporter.CLUSTER, exporter.SERVICE, exporter.TASK, exporter.NEURON_CORE) == (
-        metrics.CLUSTER,
-        metrics.SERVICE,
-        metrics.TASK,
-        metrics.NEURON_CORE,
-    )
-    written = {
-        exporter.NEURON_CORE_UTILIZATION,
-        exporter.NEURON_CORE_UTILIZATION_AVERAGE,
-        exporter.DEVICE_MEMORY_USED,
-        exporter.HOST_MEMORY_USED,
-        exporter.EXECUTIONS_COMPLETED,
-        exporter.EXECUTION_ERRORS,
-        *exporter.EXECUTION_LATENCY.values(),
-        *triton.COUNTS.values(),
-        *triton.DURATIONS.values(),
-        *triton.GAUGES.values(),
-    }
-    declared = {
-        value
-        for name, value in _constants(metrics).items()
-        if isinstance(value, str) and name not in {"NAMESPACE", "CLUSTER", "SERVICE", "TASK", "NEURON_CORE"}
-    }
-    assert written == declared
-    assert {
-        exporter.METRICS_NAMESPACE_VARIABLE,
-        exporter.CLUSTER_NAME_VARIABLE,
-        exporter.METADATA_URI_VARIABLE,
-        exporter.TRITON_METRICS_URL_VARIABLE,
-    } <= CONTRACT_NAMES
-    # each Triton figure's constant is the one the contract declares under the same name
-    for name in ("INFERENCE_REQUESTS", "QUEUE_TIME", "PENDING_REQUESTS", "COMPUTE_TIME"):
-        assert getattr(triton, name) == getattr(metrics, name)
-
-
-def test_the_core_slot_script_reads_the_names_the_task_sets() -> None:
-    slot_script = load_script(DOCKER / "model-server" / "neuron_slot.py")
-
-    copies = _constants(slot_script)
-    names = {value for name, value in copies.items() if name.startswith("NEURON_") and isinstance(value, str)}
-    assert names
-    for name, value in copies.items():
-        if name.startswith("NEURON_"):
-            assert getattr(env, name) == value
-
-
-def _literal_constants(path: Path) -> dict[str, object]:
-    """A script's module-level UPPER_CASE literals, read without running it (model.py imports Triton's module)."""
-    tree = ast.parse(path.read_text())
-    return {
-        target.id: ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name) and target.id.isupper() and isinstance(node.value, (ast.Constant, ast.Tuple))
-    }
-
-
-@pytest.mark.parametrize("script", ["model.py", "serve_triton.py"])
-def test_the_triton_scripts_copies_equal_the_contracts(script: str) -> None:
-    copies = _literal_constants(DOCKER / "model-server" / "triton-server" / script)
-    expected = {
-        "INPUT_NAMES": model_signature.INPUT_NAMES,
-        "OUTPUT_NAME": model_signature.OUTPUT_NAME,
-        "BUILD_RECORD": model_signature.BUILD_RECORD,
-        "MODEL_FILE": TRITON.model_file,
-        "NEURON_CORES_PER_TASK": env.NEURON_CORES_PER_TASK,
-        "NEURON_RT_VISIBLE_CORES": env.NEURON_RT_VISIBLE_CORES,
-        "TRITON_INSTANCES": env.TRITON_INSTANCES,
-        "MODEL_FAMILY": env.MODEL_FAMILY,
-        "TRITON_SHM_REGION_BYTES": env.TRITON_SHM_REGION_BYTES,
-        "TRITON_MAX_BATCH": env.TRITON_MAX_BATCH,
-        "MAX_REQUEST_BATCH": triton_memory.MAX_REQUEST_BATCH,
-        "METRICS_PORT": TRITON.metrics_port,
-    }
-
-    shared = {name: copies[name] for name in expected if name in copies}
-    assert len(shared) >= 3
-    assert shared == {name: expected[name] for name in shared}
-
-
-def test_the_record_check_reads_the_record_make_model_writes() -> None:
-    script = load_script(DOCKER / "model-server" / "model_record.py")
-
-    assert script.BUILD_RECORD == model_signature.BUILD_RECORD
-    assert set(script.MODEL_FILES.values()) == {engine.model_file for engine in ENGINES.values()}
-
-
+CONTRACT_NAMES = _names(env) | _names(monitor_env)
 # Variables an image sets for its own programs, not for the task: the loader's and the shell's, and where the
 # Triton entrypoint finds tritonserver and its backends.
 IMAGE_INTERNAL = {"LD_LIBRARY_PATH", "PATH", "DEBIAN_FRONTEND", "TRITONSERVER", "TRITON_BACKENDS"}
@@ -134,7 +40,7 @@ IMAGE_INTERNAL = {"LD_LIBRARY_PATH", "PATH", "DEBIAN_FRONTEND", "TRITONSERVER", 
 
 @pytest.mark.parametrize("script", ["serve.sh", "Dockerfile", "Dockerfile.triton"])
 def test_every_variable_the_model_server_reads_is_a_contract(script: str) -> None:
-    text = (DOCKER / "model-server" / script).read_text()
+    text = (SERVER_RUNTIME / script).read_text()
     read = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text))
     build_args = set(re.findall(r"^ARG ([A-Z0-9_]+)", text, flags=re.MULTILINE))
     environment = set(re.findall(r"^ENV ([A-Z0-9_]+)=|^\s+([A-Z0-9_]+)=", text, flags=re.MULTILINE))
@@ -142,6 +48,10 @@ def test_every_variable_the_model_server_reads_is_a_contract(script: str) -> Non
     assert read
     assert read - build_args <= CONTRACT_NAMES | IMAGE_INTERNAL, read - build_args - CONTRACT_NAMES
     assert {name for pair in environment for name in pair if name} - IMAGE_INTERNAL <= CONTRACT_NAMES
+
+
+def test_the_check_sees_a_variable_no_module_holds() -> None:
+    assert "NEURON_CORES_PER_TSK" not in CONTRACT_NAMES | IMAGE_INTERNAL
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -164,9 +74,9 @@ def test_every_container_name_is_a_sidecar_or_a_model(synth: SynthFn, variant: s
         assert len(names & models) == 1
 
 
-def test_each_sidecar_has_its_image_folder() -> None:
+def test_each_sidecar_has_its_image() -> None:
     for sidecar in Sidecar:
-        assert (DOCKER / sidecar.value / "Dockerfile").is_file()
+        assert (CONTEXT_DIR / SIDECAR_DOCKERFILES[sidecar]).is_file()
         assert sidecar.value in containers.SIDECARS
 
 
@@ -193,14 +103,7 @@ def test_the_stack_declares_exactly_the_outputs_the_client_knows(synth: SynthFn,
     assert set(synthesized.json["Outputs"]) == stack_wide | per_model
 
 
-def test_the_client_reads_outputs_by_their_contract_names() -> None:
-    source = Path(endpoint.__file__).read_text()
-
-    assert not re.findall(r'outputs(?:\.get)?\(?\[?"[A-Z]', source)
-
-
-def test_the_price_table_covers_exactly_the_instance_sizes() -> None:
-    assert set(pricing.ON_DEMAND_USD_PER_HOUR) == set(INSTANCE_SIZES)
+def test_the_docs_show_each_sizes_price() -> None:
     operations = (ROOT / "docs" / "operations.md").read_text()
     for family in ("inf1", "inf2"):
         sizes = [size for name, size in INSTANCE_SIZES.items() if name.startswith(family)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from components.capacity import NEURON_DEVICE_POLL_SECONDS, NEURON_DEVICE_WAIT_SECONDS
+from components.capacity.asg_capacity import NEURON_DEVICE_POLL_SECONDS, NEURON_DEVICE_WAIT_SECONDS
 from config.hardware import NeuronFamily
 from config.neuron_releases import version_key
 from tests.conftest import ASG_VARIANTS, Synthesized

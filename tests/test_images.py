@@ -11,9 +11,11 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-from components.model_image import DOCKER_DIR, ModelServerImages, has_saved_model
+from components.model_server.images import ModelServerImages, has_saved_model
 from config.settings import load_settings
 from tests.conftest import CDK_JSON_CONTEXT, ROOT, Synthesized
+from tests.paths import COMPONENTS, MONITOR_RUNTIME, SERVER_RUNTIME
+from tests.scripts import copied_into
 
 SynthFn = Callable[[str], Synthesized]
 DEFAULTS = load_settings(CDK_JSON_CONTEXT.get)
@@ -34,7 +36,7 @@ def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
 
 
 def server_images(synthesized: Synthesized) -> list[dict[str, Any]]:
-    return [image for image in docker_images(synthesized) if image["dockerFile"].startswith("model-server/")]
+    return [image for image in docker_images(synthesized) if image["dockerFile"].startswith("model_server/")]
 
 
 @pytest.mark.parametrize(
@@ -76,57 +78,54 @@ def test_model_goes_into_the_image_unless_it_comes_from_s3(synth: SynthFn, varia
     assert server["dockerBuildArgs"]["MODEL_IN_IMAGE"] == in_image
 
 
-@pytest.mark.parametrize(("variant", "sidecar"), [("default", "neuron-monitor"), ("rtd", "neuron-rtd")])
+@pytest.mark.parametrize(("variant", "sidecar"), [("default", "neuron_monitor"), ("rtd", "neuron_rtd")])
 def test_each_layout_builds_its_own_sidecar(synth: SynthFn, variant: str, sidecar: str) -> None:
     images = docker_images(synth(variant))
 
     assert len(images) == 2
-    (image,) = [image for image in images if not image["dockerFile"].startswith("model-server/")]
-    assert image["dockerFile"] == f"{sidecar}/Dockerfile"
+    (image,) = [image for image in images if not image["dockerFile"].startswith("model_server/")]
+    assert image["dockerFile"] == f"{sidecar}/runtime/Dockerfile"
     expected = {
-        "neuron-monitor": [
-            "neuron-monitor/Dockerfile",
-            "neuron-monitor/monitor.json",
-            "neuron-monitor/neuron_emf.py",
-            "neuron-monitor/requirements.txt",
-            "neuron-monitor/triton_emf.py",
+        "neuron_monitor": [
+            "neuron_monitor/runtime/Dockerfile",
+            "neuron_monitor/runtime/metric_names.py",
+            "neuron_monitor/runtime/monitor.json",
+            "neuron_monitor/runtime/monitor_environment.py",
+            "neuron_monitor/runtime/neuron_emf.py",
+            "neuron_monitor/runtime/requirements.txt",
+            "neuron_monitor/runtime/triton_emf.py",
         ],
-        "neuron-rtd": ["neuron-rtd/Dockerfile"],
+        "neuron_rtd": ["neuron_rtd/runtime/Dockerfile"],
     }[sidecar]
-    assert image["files"] == sorted([*expected, "neuron-packages/neuron-install.sh"])
+    assert image["files"] == sorted([*expected, "neuron_packages/neuron-install.sh"])
 
 
 def test_the_sidecars_parser_is_the_version_the_tests_run() -> None:
     def pins(path: Path) -> set[str]:
         return {line.strip() for line in path.read_text().splitlines() if line.strip().startswith("prometheus-client")}
 
-    sidecar = pins(DOCKER_DIR / "neuron-monitor" / "requirements.txt")
+    sidecar = pins(MONITOR_RUNTIME / "requirements.txt")
     assert len(sidecar) == 1
     assert sidecar == pins(ROOT / "requirements-dev.txt")
 
 
 @pytest.mark.parametrize(
-    ("variant", "dockerfile", "entrypoints"),
-    [
-        ("default", "model-server/Dockerfile", ["serve.sh"]),
-        ("managed", "model-server/Dockerfile.triton", ["triton-server/model.py", "triton-server/serve_triton.py"]),
-    ],
+    ("variant", "dockerfile"),
+    [("default", "model_server/runtime/Dockerfile"), ("managed", "model_server/runtime/Dockerfile.triton")],
 )
-def test_build_context_holds_only_what_the_image_needs(
-    synth: SynthFn, variant: str, dockerfile: str, entrypoints: list[str]
-) -> None:
+def test_build_context_holds_exactly_what_the_dockerfile_copies(synth: SynthFn, variant: str, dockerfile: str) -> None:
     (server,) = server_images(synth(variant))
 
     assert server["dockerFile"] == dockerfile
-    model_files = [name for name in server["files"] if name.startswith("model-server/model/")]
-    assert "model-server/model/README.md" in model_files  # whatever model a developer built, too
-    assert sorted(set(server["files"]) - set(model_files)) == sorted(
-        [
-            dockerfile,
-            *(f"model-server/{name}" for name in ("batch_sizes.py", "model_record.py", "neuron_slot.py", *entrypoints)),
-            "neuron-packages/neuron-install.sh",
-        ]
-    )
+    model_files = [name for name in server["files"] if name.startswith("model_server/model/")]
+    assert "model_server/model/README.md" in model_files  # whatever model a developer built, too
+    copied = {
+        source
+        for destination in ("/usr/local/bin/", "/tmp/neuron-install.sh")
+        for source in copied_into(COMPONENTS / dockerfile, destination)
+    }
+    assert "neuron_packages/neuron-install.sh" in copied
+    assert set(server["files"]) - set(model_files) == {dockerfile, *copied}
 
 
 def test_saved_model_is_found_only_in_a_version_folder(tmp_path: Path) -> None:
@@ -139,7 +138,7 @@ def test_saved_model_is_found_only_in_a_version_folder(tmp_path: Path) -> None:
 
 
 def test_missing_model_fails_the_image_build_before_the_package_install() -> None:
-    dockerfile = (DOCKER_DIR / "model-server" / "Dockerfile").read_text()
+    dockerfile = (SERVER_RUNTIME / "Dockerfile").read_text()
 
     model_stage, install_stage = dockerfile.split("FROM ${BASE_IMAGE}\n", 1)
     assert "saved_model.pb" in model_stage

@@ -1,5 +1,5 @@
 """The model that gets deployed is the model the stack serves: the build record judged at synth (a baked
-model) and at the server's start (a model from S3), by one module, docker/model-server/model_record.py."""
+model) and at the server's start (a model from S3), by one module, components/model_server/runtime/model_record.py."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 
-from components.model_image import DOCKER_DIR, ModelServerImages
+from components.model_server.images import ModelServerImages
+from components.model_server.runtime import model_record
 from config.parsing import SettingsError
 from config.settings import load_settings
 from tests.conftest import CDK_JSON_CONTEXT
-from tests.scripts import load_script
-
-model_record = load_script(DOCKER_DIR / "model-server" / "model_record.py")
+from tests.paths import ROOT
 
 
 def built(base: Path, *, family: str, server: str = "tfserving", tiny: bool = False, version: str = "1") -> Path:
@@ -88,11 +87,11 @@ def test_the_app_prints_the_refusal_as_one_line(tmp_path: Path) -> None:
     # the app run as cdk runs it, against a model folder with a TINY build (a copy of the project)
     project = tmp_path / "project"
     shutil.copytree(
-        DOCKER_DIR.parent,
+        ROOT,
         project,
         ignore=shutil.ignore_patterns(".venv", ".*venv", "node_modules", "cdk.out", ".git", "*_cache", "model-scratch"),
     )
-    model_dir = project / "docker" / "model-server" / "model"
+    model_dir = project / "components" / "model_server" / "model"
     for child in model_dir.iterdir():
         if child.is_dir():
             shutil.rmtree(child)

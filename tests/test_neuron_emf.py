@@ -19,14 +19,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.model_image import DOCKER_DIR
-from contracts import metrics
+from components.neuron_monitor.runtime import metric_names as metrics
+from components.neuron_monitor.runtime import neuron_emf
 from tests.emf_spec import violations
 from tests.loopback import serving
+from tests.paths import MONITOR_RUNTIME
 
-EXPORTER = DOCKER_DIR / "neuron-monitor" / "neuron_emf.py"
-sys.path.insert(0, str(EXPORTER.parent))
-import neuron_emf  # noqa: E402
+EXPORTER = MONITOR_RUNTIME / "neuron_emf.py"
 
 TASK_ARN = "arn:aws:ecs:us-east-1:111122223333:task/bert-cluster/0123456789abcdef0123456789abcdef"
 IDENTITY = {"ServiceName": "bert-service", "TaskId": "0123456789abcdef0123456789abcdef"}

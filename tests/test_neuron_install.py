@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT
+from tests.paths import NEURON_INSTALL
 
-SCRIPT = ROOT / "docker" / "neuron-packages" / "neuron-install.sh"
+SCRIPT = NEURON_INSTALL
 
 # Real strings: the RPM form from a published lockfile, the Debian form from aws-neuron/
 # deep-learning-containers pytorch/inference/2.9.0/Dockerfile.neuronx and vllm/inference/0.13.0.

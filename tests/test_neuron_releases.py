@@ -21,11 +21,11 @@ from config.neuron_releases import (
     NeuronReleaseSet,
 )
 from tests.conftest import ROOT, VARIANTS, Synthesized
+from tests.paths import COMPONENTS, SERVER_RUNTIME
 from tests.test_images import docker_images
 
 SynthFn = Callable[[str], Synthesized]
 MANIFEST = json.loads((ROOT / "tests" / "data" / "n2-manifest-excerpt.json").read_text())
-DOCKER_DIR = ROOT / "docker"
 LITERAL_NEURON_PIN = re.compile(
     r"\b(?:aws-neuron\S*|tensorflow-model-server\S*|tensorflow-neuron\S*|neuron\S*-cc|torch-neuron\S*)[-=]=?\d"
 )
@@ -110,17 +110,21 @@ def test_every_image_installs_exactly_the_release_tables_packages(synth: SynthFn
 
     assert images
     for image in images:
-        dockerfile = DOCKER_DIR / image["dockerFile"]
+        dockerfile = COMPONENTS / image["dockerFile"]
         installed = installed_by(dockerfile, image.get("dockerBuildArgs", {}))
-        expected = releases.server if dockerfile.parent.name == "model-server" else releases.monitor
+        expected = releases.server if dockerfile.parent == SERVER_RUNTIME else releases.monitor
         assert installed == {(package.name, package.version) for package in expected}, dockerfile
         assert DIRECT_NEURON_INSTALL.findall(dockerfile.read_text()) == [], dockerfile
 
 
-DOCKERFILES = sorted(path for path in DOCKER_DIR.glob("*/Dockerfile*") if path.suffix != ".dockerignore")
+DOCKERFILES = sorted(
+    path
+    for path in [*COMPONENTS.glob("*/runtime/Dockerfile*"), *(ROOT / "modelbuild" / "compiler").glob("Dockerfile*")]
+    if path.suffix != ".dockerignore"
+)
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: f"{path.parent.name}/{path.name}")
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_no_dockerfile_writes_a_neuron_version_of_its_own(dockerfile: Path) -> None:
     text = dockerfile.read_text()
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from components.model_image import DOCKER_DIR
-from tests.scripts import load_script
+from components.model_server.runtime import neuron_slot
+from tests.paths import SERVER_RUNTIME
 
-SLOT_SCRIPT = DOCKER_DIR / "model-server" / "neuron_slot.py"
-neuron_slot = load_script(SLOT_SCRIPT)
+SLOT_SCRIPT = SERVER_RUNTIME / "neuron_slot.py"
 
 
 def start_server(
@@ -81,7 +80,7 @@ def test_a_slot_frees_itself_when_its_server_exits(tmp_path: Path) -> None:
 
 
 def test_serve_script_claims_a_slot_only_when_asked() -> None:
-    script = (DOCKER_DIR / "model-server" / "serve.sh").read_text()
+    script = (SERVER_RUNTIME / "serve.sh").read_text()
 
     assert 'if [ -n "${NEURON_CORES_PER_TASK:-}" ] && [ -z "${NEURON_RT_VISIBLE_CORES:-}" ]; then' in script
     assert 'exec python3 "$(dirname "$0")/neuron_slot.py" "$0" "$@"' in script

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from components.functions import lift_scale_in_protection as lifter
-from components.scale_in_protection import HANDLER
+from components.capacity.functions import lift_scale_in_protection as lifter
+from components.capacity.scale_in_protection import HANDLER
 from tests.cfn_graph import delete_waves, dependencies, depends_on
 from tests.conftest import ASG_VARIANTS, Synthesized
 from tests.loopback import serving

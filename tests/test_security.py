@@ -18,10 +18,10 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 
 from app import build_app
-from components.model_image import DOCKER_DIR
 from components.network import ServingNetwork
 from config.settings import DeploymentSettings
 from tests.conftest import ROOT, VARIANTS, Synthesized, context_for
+from tests.paths import COMPONENTS
 
 SynthFn = Callable[[str], Synthesized]
 BIN = Path(sys.executable).parent
@@ -29,7 +29,7 @@ CHECKOV_BASELINE = ROOT / "security" / "checkov-baseline.json"
 
 # Every cdk-nag acknowledgment in the app: (construct path below the stack, rule). README lists them.
 ACKNOWLEDGED = {
-    ("Capacity/ScalingEvents", "AwsSolutions-SNS2"),
+    ("Notifications/Topic", "AwsSolutions-SNS2"),
     ("Endpoint/LoadBalancer", "AwsSolutions-ELB2"),
 }
 ASG_ACKNOWLEDGED = {
@@ -261,8 +261,7 @@ def test_execution_role_only_pulls_images_and_writes_logs(synth: SynthFn, varian
 
 # --- Dockerfiles ------------------------------------------------------------------------------------
 
-DOCKERFILES = sorted(path for path in DOCKER_DIR.glob("*/Dockerfile*") if path.suffix != ".dockerignore")
-IMAGE_DOCKERFILES = [path for path in DOCKERFILES if path.parent.name != "model-compiler"]
+IMAGE_DOCKERFILES = sorted(path for path in COMPONENTS.glob("*/runtime/Dockerfile*") if path.suffix != ".dockerignore")
 
 
 def dockerfile_id(path: Path) -> str:
@@ -279,4 +278,4 @@ def test_build_context_admits_only_named_files(dockerfile: Path) -> None:
     ]
 
     assert rules[0] == "*"
-    assert all(rule.startswith("!") or rule.startswith("model-server/model/") for rule in rules[1:])
+    assert all(rule.startswith("!") or rule.startswith("model_server/model/") for rule in rules[1:])

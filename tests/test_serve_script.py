@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from components.model_image import DOCKER_DIR
-
-SERVER_DIR = DOCKER_DIR / "model-server"
+from tests.paths import SERVER_RUNTIME as SERVER_DIR
+from tests.scripts import image_bin as image_bin_of
 
 
 @pytest.fixture
 def image_bin(tmp_path: Path) -> Path:
     """A /usr/local/bin look-alike: the entrypoint, the slot claimer, python3 and a fake server."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for script in ("serve.sh", "neuron_slot.py", "batch_sizes.py", "model_record.py"):
-        shutil.copy2(SERVER_DIR / script, bin_dir / script)
+    bin_dir = image_bin_of(SERVER_DIR / "Dockerfile", tmp_path / "bin")
     (bin_dir / "python3").symlink_to(sys.executable)
     fake = bin_dir / "tensorflow_model_server_neuronx"
     fake.write_text(

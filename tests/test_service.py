@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.inference_service import deployment_percents, one_at_a_time_min_healthy_percent
 from config.hardware import INSTANCE_SIZES
+from config.rollout import deployment_percents, one_at_a_time_min_healthy_percent
 from tests.conftest import VARIANTS, Synthesized
 from tests.scaling_replay import TrackingPolicy, alternates, policy_from_template, replay
 
@@ -115,7 +115,10 @@ def test_service_scales_between_min_and_max_tasks(synth: SynthFn, variant: str, 
 
 
 def test_libnrt_scales_on_the_busier_of_neuroncore_utilisation_and_cpu(synth: SynthFn) -> None:
-    (config,) = scaling_policies(synth("default")).values()
+    synthesized = synth("default")
+    (config,) = scaling_policies(synthesized).values()
+    (cluster,) = synthesized.resources("AWS::ECS::Cluster")
+    (service,) = synthesized.serving("AWS::ECS::Service")
 
     assert config["TargetValue"] == 100
     metrics = config["CustomizedMetricSpecification"]["Metrics"]
@@ -126,8 +129,8 @@ def test_libnrt_scales_on_the_busier_of_neuroncore_utilisation_and_cpu(synth: Sy
     }
     for metric in stats.values():
         assert metric["Dimensions"] == [
-            {"Name": "ClusterName", "Value": {"Ref": "ClusterEB0386A7"}},
-            {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["InferenceServiceE8D5C064", "Name"]}},
+            {"Name": "ClusterName", "Value": {"Ref": cluster}},
+            {"Name": "ServiceName", "Value": {"Fn::GetAtt": [service, "Name"]}},
         ]
     # scale out within a minute, in only after five: reloading a model onto NeuronCores is slow
     assert (config["ScaleOutCooldown"], config["ScaleInCooldown"]) == (60, 300)

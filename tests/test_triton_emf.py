@@ -19,16 +19,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.model_image import DOCKER_DIR
-from contracts import metrics
+from components.neuron_monitor.runtime import metric_names as metrics
+from components.neuron_monitor.runtime import neuron_emf, triton_emf
 from tests.conftest import ROOT
 from tests.emf_spec import violations
 from tests.loopback import serving
+from tests.paths import MONITOR_RUNTIME
 
-SIDECAR = DOCKER_DIR / "neuron-monitor"
-sys.path.insert(0, str(SIDECAR))
-import neuron_emf  # noqa: E402
-import triton_emf  # noqa: E402
+SIDECAR = MONITOR_RUNTIME
 
 COUNTERS = (
     "nv_inference_request_success",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from components.model_server.runtime.model_signature import MAX_SEQUENCE_LENGTH
 from config.hardware import INSTANCE_SIZES, NeuronFamily
 from config.settings import SettingsError, load_settings
 from config.triton_memory import (
@@ -18,7 +19,6 @@ from config.triton_memory import (
     region_mib,
     shared_memory_plan,
 )
-from contracts.model_signature import MAX_SEQUENCE_LENGTH
 from tests.conftest import CDK_JSON_CONTEXT, Synthesized
 
 SynthFn = Callable[[str], Synthesized]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.scripts import load_script
-from tests.triton_standin import DOCKER_DIR, TRITON_DIR, TritonModelException, request, triton_model
+from tests.scripts import image_bin
+from tests.triton_standin import TRITON_DIR, TritonModelException, request, triton_model
 
 
 @pytest.fixture
@@ -161,9 +162,8 @@ def test_a_bad_request_fails_alone_and_the_others_are_answered(
 
 
 @pytest.fixture
-def serve_triton(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    monkeypatch.syspath_prepend(str(DOCKER_DIR / "model-server"))
-    return load_script(TRITON_DIR / "serve_triton.py", "serve_triton_under_test")
+def serve_triton() -> types.ModuleType:
+    return importlib.import_module("components.model_server.runtime.serve_triton")
 
 
 def test_the_repository_holds_the_config_and_each_version_with_model_py(
@@ -244,14 +244,7 @@ def test_a_tiny_cpu_model_from_s3_stops_the_start_in_one_line(serve_triton: type
 
 def test_the_entrypoint_claims_a_core_slot_first_then_starts_tritonserver(tmp_path: Path) -> None:
     """Run for real: a fake tritonserver on PATH prints its arguments and NEURON_RT_VISIBLE_CORES."""
-    import shutil  # noqa: PLC0415
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for script in ("neuron_slot.py", "batch_sizes.py", "model_record.py"):
-        shutil.copy2(DOCKER_DIR / "model-server" / script, bin_dir / script)
-    for script in ("serve_triton.py", "model.py"):
-        shutil.copy2(TRITON_DIR / script, bin_dir / script)
+    bin_dir = image_bin(TRITON_DIR / "Dockerfile.triton", tmp_path / "bin")
     fake = bin_dir / "tritonserver"
     fake.write_text('#!/bin/sh\necho "cores=$NEURON_RT_VISIBLE_CORES"\nfor arg in "$@"; do echo "$arg"; done\n')
     fake.chmod(0o755)

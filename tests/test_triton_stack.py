@@ -13,10 +13,10 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import build_app
+from components.neuron_monitor.runtime import metric_names as metrics
 from config.engines import TF_SERVING, TRITON
 from config.hardware import INSTANCE_SIZES, NeuronFamily
 from config.settings import SettingsError, defaults, load_settings
-from contracts import metrics
 from tests.conftest import CDK_JSON_CONTEXT, VARIANTS, Synthesized
 from tests.test_images import docker_images
 
@@ -113,8 +113,8 @@ def test_every_inf2_size_runs_triton_on_its_neuron_cores_behind_ready_checks(syn
         if "HealthCheckPath" in group["Properties"]
     }
     assert ready_paths == {f"/v2/models/{model.name}/ready" for model in settings.models}
-    (image,) = {image["dockerFile"] for image in docker_images(synthesized) if "model-server/" in image["dockerFile"]}
-    assert image == "model-server/Dockerfile.triton"
+    (image,) = {image["dockerFile"] for image in docker_images(synthesized) if "model_server/" in image["dockerFile"]}
+    assert image == "model_server/runtime/Dockerfile.triton"
 
 
 def test_several_models_behind_triton_each_load_from_s3_with_their_own_instances(synth: SynthFn) -> None:

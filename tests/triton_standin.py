@@ -14,8 +14,7 @@ import pytest
 
 from tests.scripts import load_script
 
-DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
-TRITON_DIR = DOCKER_DIR / "model-server" / "triton-server"
+TRITON_DIR = Path(__file__).resolve().parent.parent / "components" / "model_server" / "runtime"
 
 
 class TritonModelException(Exception):

@@ -24,7 +24,7 @@ CONCURRENCIES = (1, 4, 16, 64)
 
 @contextmanager
 def stand_in(model_time_ms: float) -> Iterator[dict[str, int]]:
-    command = [sys.executable, "-m", "tools.tf_serving_standin", "--grpc-port", "0", "--rest-port", "0"]
+    command = [sys.executable, "-m", "tools.model_server_standin", "--grpc-port", "0", "--rest-port", "0"]
     server = subprocess.Popen([*command, "--model-time-ms", str(model_time_ms)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

@@ -141,11 +141,14 @@ def actionlint(binary: Path, workflows: Sequence[Path]) -> list[str]:
 
 def shipped_files() -> dict[str, list[Path]]:
     return {
-        "dockerfiles": sorted(p for p in (ROOT / "docker").glob("*/Dockerfile*") if p.suffix != ".dockerignore"),
+        "dockerfiles": sorted(
+            p
+            for p in [*ROOT.glob("components/*/runtime/Dockerfile*"), *ROOT.glob("modelbuild/compiler/Dockerfile*")]
+            if p.suffix != ".dockerignore"
+        ),
         "scripts": sorted(
             {
-                *ROOT.glob("components/host/*.sh"),
-                *ROOT.glob("docker/*/*.sh"),
+                *ROOT.glob("components/**/*.sh"),
                 *ROOT.glob("tools/*.sh"),
                 ROOT / ".ci" / "run",
             }

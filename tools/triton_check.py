@@ -25,11 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from components.model_image import DOCKER_DIR
 from config.engines import TRITON
 
 ROOT = Path(__file__).resolve().parent.parent
-TRITON_SCRIPTS = DOCKER_DIR / "model-server" / "triton-server"
 MODEL = "bert"
 READY_TIMEOUT_S = 120
 
@@ -80,8 +78,7 @@ def build_repository(workdir: Path, batch: int, model_python: Path) -> Path:
         cwd=ROOT,
         env={**os.environ, "USE_TF": "0"},
     )
-    sys.path[:0] = [str(TRITON_SCRIPTS), str(DOCKER_DIR / "model-server")]
-    import serve_triton  # noqa: PLC0415  (the image's own entrypoint)
+    from components.model_server.runtime import serve_triton  # noqa: PLC0415  (the image's own entrypoint)
 
     batching = {"max_batch_size": batch * 2, "batch_timeout_micros": 1000}
     return Path(
@@ -170,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"{protocol} batch {batch}: {report['requests']} requests, 0 errors, "
                             f"{report['inferences_per_s']} inferences/s, p50 {latency['p50']} ms"
                         )
-                sys.path.insert(0, str(DOCKER_DIR / "neuron-monitor"))
-                from triton_emf import totals  # noqa: PLC0415  (the sidecar's)
+                from components.neuron_monitor.runtime.triton_emf import totals  # noqa: PLC0415  (the sidecar's)
 
                 with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
                     read = totals(response.read().decode(), MODEL)

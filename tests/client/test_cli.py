@@ -24,7 +24,7 @@ from client.load import DEAD_TARGET_FAILURES
 from client.pricing import ON_DEMAND_USD_PER_HOUR
 from client.stats import cost_per_million
 from tests.conftest import ROOT
-from tools.tf_serving_standin import Behaviour, LocalServer
+from tools.model_server_standin import Behaviour, LocalServer
 
 REQUIRED_KEYS = {"requests", "errors", "throughput_rps", "latency_ms", "errors_by_code", "settings"}
 

@@ -14,7 +14,7 @@ from client.endpoint import StackEndpoint
 from client.inputs import zero_inputs
 from client.kserve import infer_body, infer_request
 from client.kserve_api import kserve_pb2
-from tools.tf_serving_standin import Behaviour, LocalServer
+from tools.model_server_standin import Behaviour, LocalServer
 
 # Field numbers of triton-inference-server/common protobuf/grpc_service.proto that this client's
 # requests and the responses it reads depend on: a renumbered copy would talk past Triton.

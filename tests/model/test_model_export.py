@@ -21,14 +21,14 @@ import pytest
 
 from client.inputs import BertInputs, load_tokenizer, text_inputs, zero_inputs
 from client.transport import predict_request
-from contracts import model_signature as signature
+from components.model_server.runtime import model_signature as signature
 from modelbuild import cli
 from modelbuild.check import answer, check_command, load
 from modelbuild.neuron import neuron_compiler, toolchain
 from modelbuild.options import Family, ModelBuildError, parse_options
 from tests.model.conftest import ROOT
 
-BATCH_SIZES = ROOT / "docker" / "model-server" / "batch_sizes.py"
+BATCH_SIZES = ROOT / "components" / "model_server" / "runtime" / "batch_sizes.py"
 
 
 def tensorflow() -> Any:
