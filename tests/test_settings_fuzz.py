@@ -77,10 +77,16 @@ def test_any_values_give_settings_or_the_one_line_error(overrides: dict[str, Any
     event("accepted" if outcome else "rejected")
 
     if outcome is not None:
-        # Accepted values are normalised, never passed through raw
-        assert outcome.instance_size.name in INSTANCE_SIZES
-        assert all(model.grpc_port != model.rest_port for model in outcome.models)
+        # Accepted settings describe a fleet that can run: every model's core slots fit the size,
+        # no two listeners share a port, and the bounds are ordered.
+        size = outcome.instance_size
+        for model in outcome.models:
+            slots = [model.cores(slot) for slot in range(model.tasks_per_instance)]
+            assert all(0 <= cores.start and cores.stop <= size.neuron_cores for cores in slots)
+        ports = [port for model in outcome.models for port in (model.grpc_port, model.rest_port)]
+        assert len(ports) == len(set(ports))
         assert outcome.min_instances <= outcome.max_instances
+        assert outcome.min_tasks <= outcome.max_tasks
 
 
 plausible = st.fixed_dictionaries(
