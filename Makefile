@@ -143,8 +143,9 @@ tunnel: $(CLIENT_STAMP) ## The internal endpoint on localhost, through the stack
 bench-local: $(DEV_STAMP) ## The client against the loopback stand-in: throughput at 20 ms, overhead at 0.
 	$(BIN)/python -m tools.bench_local
 
-bench-synth: setup ## Wall-clock time of `cdk synth` of the default app, three runs.
-	@TIMEFORMAT='cdk synth: %R s wall'; for run in 1 2 3; do time $(CDK) synth --no-notices --quiet >/dev/null 2>&1; done
+BENCH_SYNTH_ARGS ?=
+bench-synth: setup ## `cdk synth` of the default app against a one-resource app: times and their ratio.
+	$(BIN)/python -m tools.bench_synth $(BENCH_SYNTH_ARGS)
 
 triton-check: $(DEV_STAMP) $(MODEL_STAMP) $(TRITON_STAMP) ## The Triton stack's parts against a real tritonserver on this CPU.
 	$(BIN)/python -m tools.triton_check --triton-venv $(TRITON_VENV) --model-python $(MODEL_VENV)/bin/python

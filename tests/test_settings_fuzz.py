@@ -82,7 +82,7 @@ def test_any_values_give_settings_or_the_one_line_error(overrides: dict[str, Any
         size = outcome.instance_size
         for model in outcome.models:
             slots = [model.cores(slot) for slot in range(model.tasks_per_instance)]
-            assert all(0 <= cores.start and cores.stop <= size.neuron_cores for cores in slots)
+            assert all(cores.start >= 0 and cores.stop <= size.neuron_cores for cores in slots)
         ports = [port for model in outcome.models for port in (model.grpc_port, model.rest_port)]
         assert len(ports) == len(set(ports))
         assert outcome.min_instances <= outcome.max_instances

@@ -2,7 +2,9 @@
 
 Two questions. With a fixed 20 ms model time, how close does the client come to the limit, which
 at concurrency C is C / 20 ms? And with zero model time, what does one request cost the client
-and the stand-in together (the floor under every latency the client reports)?
+and the stand-in together (the floor under every latency the client reports), beside the
+walk-through's naive client (a loop of blocking ``Predict`` calls, timed one by one) on the same
+stand-in in the same run?
 
 The stand-in runs in its own process, so client and server do not share an interpreter. Each
 figure comes from the real command line (``python -m client ... --json``).
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,6 +46,29 @@ def run_client(port: int, protocol: str, *arguments: str) -> dict[str, Any]:
         raise RuntimeError(f"client failed ({result.returncode}): {result.stderr.strip()}")
     document: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return document
+
+
+def naive_client_p50_ms(port: int, requests: int, warmup: int = 200) -> float:
+    """The walk-through's client: one blocking ``Predict`` after another, each timed on its own."""
+    import grpc  # noqa: PLC0415  (the client's dependencies, imported only for this figure)
+
+    from client.inputs import zero_inputs  # noqa: PLC0415
+    from client.tfs_api.tensorflow_serving_pb2 import PredictResponse  # noqa: PLC0415
+    from client.transport import PREDICT_METHOD, predict_request  # noqa: PLC0415
+
+    request = predict_request("bert", "serving_default", zero_inputs(1, 128))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        predict = channel.unary_unary(
+            PREDICT_METHOD, request_serializer=type(request).SerializeToString,
+            response_deserializer=PredictResponse.FromString,
+        )  # fmt: skip
+        latencies = []
+        for index in range(warmup + requests):
+            started = time.perf_counter()
+            predict(request, timeout=10.0)
+            if index >= warmup:
+                latencies.append(time.perf_counter() - started)
+    return statistics.median(latencies) * 1000.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,6 +110,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {figures['throughput_rps']:.0f} |",
                 flush=True,
             )
+            if protocol == "grpc":
+                client_p50 = latency["p50"]
+        naive = naive_client_p50_ms(ports["grpc"], args.overhead_requests)
+    print(
+        f"\nThe walk-through's naive gRPC client on the same stand-in: p50 {naive:.3f} ms; this client's p50 is "
+        f"{client_p50 / naive:.2f} of it"
+    )
 
 
 if __name__ == "__main__":

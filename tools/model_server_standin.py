@@ -166,13 +166,17 @@ class LocalServer:
 
     # --- behaviour shared by both protocols ---
 
-    async def _predict(self, received: Received) -> None:
+    async def _predict(self, received: Received, arrived: float) -> None:
+        """Records the call and answers ``model_time`` after it ``arrived`` (loop time): the model time
+        is the server's whole service time, its own parsing included, as for a server that runs the
+        model for that long."""
         if received.model != self.behaviour.model_name:
             raise LookupError(f"Servable not found for request: Latest({received.model})")
         self.counters.predicts += 1
         self.counters.received.append(received)
         if self.behaviour.model_time:
-            await asyncio.sleep(self.behaviour.model_time)
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(0.0, arrived + self.behaviour.model_time - loop.time()))
         every = self.behaviour.error_every
         if every and self.counters.predicts % every == 0:
             raise ConnectionAbortedError("injected failure")
@@ -185,10 +189,12 @@ class LocalServer:
     # --- gRPC ---
 
     async def _grpc_predict(self, request: PredictRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        arrived = asyncio.get_running_loop().time()
         async with _grpc_errors(context):
             inputs = _check_grpc_inputs(request)
             spec = request.model_spec
-            await self._predict(Received("grpc", spec.name, spec.signature_name, inputs, _grpc_first_rows(request)))
+            received = Received("grpc", spec.name, spec.signature_name, inputs, _grpc_first_rows(request))
+            await self._predict(received, arrived)
         batch = next(iter(inputs.values()))[1][0]
         response = PredictResponse(model_spec=ModelSpec(name=request.model_spec.name))
         response.outputs["logits"].CopyFrom(tensor_proto(np.zeros((batch, 2), dtype=np.float32)))
@@ -209,9 +215,10 @@ class LocalServer:
         )
 
     async def _grpc_infer(self, request: ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        arrived = asyncio.get_running_loop().time()
         async with _grpc_errors(context):
             inputs, rows = _check_kserve_inputs(request)
-            await self._predict(Received("kserve-grpc", request.model_name, "", inputs, rows))
+            await self._predict(Received("kserve-grpc", request.model_name, "", inputs, rows), arrived)
         batch = next(iter(inputs.values()))[1][0]
         response = ModelInferResponse(model_name=request.model_name, model_version="1")
         response.outputs.add(name="logits", datatype="FP32", shape=[batch, 2])
@@ -281,6 +288,7 @@ class LocalServer:
         )
 
     async def _rest_predict(self, request: web.Request) -> web.Response:
+        arrived = asyncio.get_running_loop().time()
         model, _, verb = request.match_info["model_verb"].partition(":")
         try:
             if verb != "predict":
@@ -295,7 +303,7 @@ class LocalServer:
             inputs = {name: ("int", tuple(array.shape)) for name, array in arrays.items()}
             first_row = {name: tuple(int(v) for v in array[0]) for name, array in arrays.items()}
             signature = str(document.get("signature_name", ""))
-            await self._predict(Received("rest", model, signature, inputs, first_row))
+            await self._predict(Received("rest", model, signature, inputs, first_row), arrived)
         except LookupError as error:
             return web.json_response({"error": str(error)}, status=404)
         except ValueError as error:  # InvalidRequest, or a body that is not JSON
@@ -313,6 +321,7 @@ class LocalServer:
         return web.Response(status=200 if ready else 400)
 
     async def _kserve_infer(self, request: web.Request) -> web.Response:
+        arrived = asyncio.get_running_loop().time()
         model = request.match_info["model"]
         try:
             document = await request.json()
@@ -327,7 +336,7 @@ class LocalServer:
                     raise InvalidRequest(f"input {tensor.get('name')}: expects INT32 data filling {list(shape)}")
                 inputs[str(tensor["name"])] = ("INT32", shape)
                 rows[str(tensor["name"])] = tuple(int(v) for v in data.ravel()[: shape[-1]])
-            await self._predict(Received("kserve-rest", model, "", inputs, rows))
+            await self._predict(Received("kserve-rest", model, "", inputs, rows), arrived)
         except LookupError as error:
             return web.json_response({"error": str(error)}, status=400)
         except (ValueError, KeyError, TypeError) as error:
