@@ -175,8 +175,8 @@ model-upload: $(MODEL_STAMP) ## Upload every built version to S3=s3://bucket/pre
 	$(MODEL_VENV)/bin/python -m modelbuild upload --s3 "$(S3)" --out "$(OUT)"
 
 proto: $(DEV_STAMP) ## Regenerate the client's TF Serving and KServe messages from their .proto files.
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/tfs_api/tensorflow_serving.proto
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. client/kserve_api/kserve.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. components/model_server/apis/tfs_api/tensorflow_serving.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. components/model_server/apis/kserve_api/kserve.proto
 
 # Each venv's file, built afresh from its requirements: .venv's, .model-venv's and .lint-venv's.
 constraints: ## Re-pin every venv's packages after a change to requirements*.txt.

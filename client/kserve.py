@@ -2,8 +2,8 @@
 
 Same contract as ``client.transport``: each transport encodes its request once and sends the same
 bytes every time; a failed request raises :class:`RequestFailed` with a short code. The gRPC
-messages are this project's copy of Triton's protos (``client/kserve_api``), since ``tritonclient``
-pins protobuf below the version the rest of the client uses.
+messages are this project's copy of Triton's protos (``components/model_server/apis/kserve_api``),
+since ``tritonclient`` pins protobuf below the version the rest of the client uses.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 import grpc
 
 from client.inputs import BertInputs
-from client.kserve_api.kserve_pb2 import (
+from client.transport import GrpcChannels, RestTransport, grpc_failure
+from components.model_server.apis.kserve_api.kserve_pb2 import (
     ModelInferRequest,
     ModelInferResponse,
     ModelReadyRequest,
     ModelReadyResponse,
 )
-from client.transport import GrpcChannels, RestTransport, grpc_failure
 from components.model_server.runtime.model_signature import OUTPUT_NAME
 
 INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"

@@ -19,7 +19,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from client.inputs import BertInputs
-from client.tfs_api.tensorflow_serving_pb2 import (
+from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import (
     DataType,
     GetModelStatusRequest,
     GetModelStatusResponse,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from client.inputs import BertInputs, load_tokenizer, text_inputs, zero_inputs
-from client.tfs_api.tensorflow_serving_pb2 import PredictRequest
 from client.transport import predict_request
+from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import PredictRequest
 from components.model_server.runtime import model_signature as signature
 from modelbuild.options import DEFAULT_OUT, SCRATCH_OUT, ModelBuildError, invalid
 

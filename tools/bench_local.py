@@ -53,8 +53,8 @@ def naive_client_p50_ms(port: int, requests: int, warmup: int = 200) -> float:
     import grpc  # noqa: PLC0415  (the client's dependencies, imported only for this figure)
 
     from client.inputs import zero_inputs  # noqa: PLC0415
-    from client.tfs_api.tensorflow_serving_pb2 import PredictResponse  # noqa: PLC0415
     from client.transport import PREDICT_METHOD, predict_request  # noqa: PLC0415
+    from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import PredictResponse  # noqa: PLC0415
 
     request = predict_request("bert", "serving_default", zero_inputs(1, 128))
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

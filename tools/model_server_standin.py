@@ -26,13 +26,14 @@ import grpc
 import numpy as np
 from aiohttp import web
 
-from client.kserve_api.kserve_pb2 import (
+from client.transport import tensor_proto
+from components.model_server.apis.kserve_api.kserve_pb2 import (
     ModelInferRequest,
     ModelInferResponse,
     ModelReadyRequest,
     ModelReadyResponse,
 )
-from client.tfs_api.tensorflow_serving_pb2 import (
+from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import (
     DataType,
     GetModelStatusRequest,
     GetModelStatusResponse,
@@ -41,7 +42,6 @@ from client.tfs_api.tensorflow_serving_pb2 import (
     PredictRequest,
     PredictResponse,
 )
-from client.transport import tensor_proto
 
 GARBAGE = b"\x0a\x05\xff\xff\xff\xff\xff"
 LOOPBACK = "127.0.0.1"

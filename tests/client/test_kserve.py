@@ -13,7 +13,7 @@ from client import cli
 from client.endpoint import StackEndpoint
 from client.inputs import zero_inputs
 from client.kserve import infer_body, infer_request
-from client.kserve_api import kserve_pb2
+from components.model_server.apis.kserve_api import kserve_pb2
 from tools.model_server_standin import Behaviour, LocalServer
 
 # Field numbers of triton-inference-server/common protobuf/grpc_service.proto that this client's

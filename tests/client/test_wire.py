@@ -11,10 +11,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from client.inputs import zero_inputs
-from client.tfs_api.tensorflow_serving_pb2 import GetModelStatusResponse, ModelVersionStatus, PredictResponse
 from client.transport import PREDICT_METHOD, STATUS_METHOD, predict_request
+from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import (
+    GetModelStatusResponse,
+    ModelVersionStatus,
+    PredictResponse,
+)
 from tests.conftest import ROOT
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
@@ -108,25 +113,27 @@ def test_predict_response_outputs_is_field_one_and_model_spec_field_two() -> Non
     assert response.model_spec.name == "bert"
 
 
-def test_generated_module_matches_the_proto(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "proto",
+    [
+        "components/model_server/apis/tfs_api/tensorflow_serving.proto",
+        "components/model_server/apis/kserve_api/kserve.proto",
+    ],
+)
+def test_generated_module_matches_the_proto(tmp_path: Path, proto: str) -> None:
     # `make proto` output is committed; regenerating must change nothing
-    proto = "client/tfs_api/tensorflow_serving.proto"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            "-I",
-            ".",
-            f"--python_out={tmp_path}",
-            f"--pyi_out={tmp_path}",
-            proto,
-        ],
-        cwd=ROOT,
-        check=True,
-        timeout=60,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        "-I",
+        ".",
+        f"--python_out={tmp_path}",
+        f"--pyi_out={tmp_path}",
+    ]
+    subprocess.run([*command, proto], cwd=ROOT, check=True, timeout=60)
+    stem = proto.removesuffix(".proto")
     for suffix in ("_pb2.py", "_pb2.pyi"):
-        generated = tmp_path / "client" / "tfs_api" / f"tensorflow_serving{suffix}"
-        committed = ROOT / "client" / "tfs_api" / f"tensorflow_serving{suffix}"
+        generated = tmp_path / f"{stem}{suffix}"
+        committed = ROOT / f"{stem}{suffix}"
         assert generated.read_text() == committed.read_text(), f"run `make proto`: {committed.name} is stale"
