@@ -15,31 +15,22 @@ import grpc
 
 from client.inputs import BertInputs
 from client.transport import GrpcChannels, RestTransport, grpc_failure
+from components.model_server.apis import messages
 from components.model_server.apis.kserve_api.kserve_pb2 import (
     ModelInferRequest,
     ModelInferResponse,
     ModelReadyRequest,
     ModelReadyResponse,
 )
+from components.model_server.apis.messages import INFER_METHOD, KSERVE_DATATYPES, READY_METHOD
 from components.model_server.runtime.model_signature import OUTPUT_NAME
 
-INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
-READY_METHOD = "/inference.GRPCInferenceService/ModelReady"
-# KServe v2's names for the tensor types this client sends (Open Inference Protocol, "Tensor Data Types").
-DATATYPES = {"int32": "INT32"}
 # The status the client prints: KServe reports readiness, not per-version states.
 READY, NOT_READY = "READY", "NOT_READY"
 
 
 def infer_request(model: str, inputs: BertInputs) -> ModelInferRequest:
-    """Each input as raw little-endian bytes in ``raw_input_contents``, in the order of ``inputs``, as
-    Triton's own clients send them; the logits asked for by name."""
-    request = ModelInferRequest(model_name=model)
-    for name, array in inputs.tensors.items():
-        request.inputs.add(name=name, datatype=DATATYPES[array.dtype.name], shape=list(array.shape))
-        request.raw_input_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
-    request.outputs.add(name=OUTPUT_NAME)
-    return request
+    return messages.infer_request(model, inputs.tensors)
 
 
 def infer_body(inputs: BertInputs) -> dict[str, Any]:
@@ -49,7 +40,7 @@ def infer_body(inputs: BertInputs) -> dict[str, Any]:
             {
                 "name": name,
                 "shape": list(array.shape),
-                "datatype": DATATYPES[array.dtype.name],
+                "datatype": KSERVE_DATATYPES[array.dtype.name],
                 "data": array.ravel().tolist(),
             }
             for name, array in inputs.tensors.items()

@@ -15,24 +15,20 @@ from typing import Any, Protocol
 
 import aiohttp
 import grpc
-import numpy as np
 from google.protobuf.message import DecodeError
 
 from client.inputs import BertInputs
+from components.model_server.apis import messages
+from components.model_server.apis.messages import PREDICT_METHOD, STATUS_METHOD
 from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import (
-    DataType,
     GetModelStatusRequest,
     GetModelStatusResponse,
     ModelSpec,
     ModelVersionStatus,
     PredictRequest,
     PredictResponse,
-    TensorProto,
-    TensorShapeProto,
 )
 
-PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
-STATUS_METHOD = "/tensorflow.serving.ModelService/GetModelStatus"
 # One HTTP/2 connection carries at most ~100 concurrent streams by default; spread beyond that.
 STREAMS_PER_CHANNEL = 64
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -72,29 +68,8 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-# numpy dtype -> (TF DataType, little-endian numpy dtype for tensor_content)
-_TENSOR_TYPES = {
-    np.dtype(np.int32): (DataType.DT_INT32, "<i4"),
-    np.dtype(np.int64): (DataType.DT_INT64, "<i8"),
-    np.dtype(np.float32): (DataType.DT_FLOAT, "<f4"),
-}
-
-
-def tensor_proto(array: np.ndarray[Any, Any]) -> TensorProto:
-    """An array as TF Serving expects it: raw little-endian bytes in ``tensor_content``."""
-    dtype, wire = _TENSOR_TYPES[array.dtype]
-    return TensorProto(
-        dtype=dtype,
-        tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=size) for size in array.shape]),
-        tensor_content=array.astype(wire).tobytes(),
-    )
-
-
 def predict_request(model: str, signature: str, inputs: BertInputs) -> PredictRequest:
-    request = PredictRequest(model_spec=ModelSpec(name=model, signature_name=signature))
-    for name, array in inputs.tensors.items():
-        request.inputs[name].CopyFrom(tensor_proto(array))
-    return request
+    return messages.predict_request(model, signature, inputs.tensors)
 
 
 def passthrough(payload: bytes) -> bytes:

@@ -110,7 +110,7 @@ def export(options: BuildOptions, compiler_for: Any, *, neuron_release: str | No
         holder = tf.Module()
         holder.compiled = compiled
         tf.saved_model.save(holder, str(built), signatures={signature.SIGNATURE_NAME: serve})
-        return tokenizer
+        return tokenizer, model.config.id2label
 
     return write_version(options, fill, neuron_release=neuron_release)
 

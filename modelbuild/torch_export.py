@@ -91,7 +91,7 @@ def export_traced(options: BuildOptions, trace: TorchCompiler, *, neuron_release
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # see TORCHSCRIPT
             torch.jit.save(traced, str(built / "model.pt"))
-        return tokenizer
+        return tokenizer, model.config.id2label
 
     return write_version(options, fill, neuron_release=neuron_release)
 

@@ -7,7 +7,7 @@ import json
 import shutil
 import string
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +57,23 @@ def checked_bert_checkpoint(checkpoint: str) -> tuple[Any, Any]:
     return AutoTokenizer.from_pretrained(checkpoint), config
 
 
-def write_version(options: BuildOptions, fill: Callable[[Path, Path], Any], *, neuron_release: str | None) -> Path:
-    """Writes ``out/version``: ``fill(folder, workdir)`` puts the model and returns its tokenizer, then the
-    tokenizer files and the build record go beside it. The folder is staged beside its final place and
-    swapped in, so a failed build leaves the old version as it was."""
+def write_version(
+    options: BuildOptions, fill: Callable[[Path, Path], tuple[Any, Mapping[Any, str]]], *, neuron_release: str | None
+) -> Path:
+    """Writes ``out/version``: ``fill(folder, workdir)`` puts the model and returns its tokenizer and its
+    ``id2label``, then the tokenizer files, the labels and the build record go beside it. The folder is
+    staged beside its final place and swapped in, so a failed build leaves the old version as it was."""
     options.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{options.version}.", dir=options.out) as staging_name:
         staging = Path(staging_name)
         built = staging / "model"
         workdir = staging / "work"
         workdir.mkdir()
-        tokenizer = fill(built, workdir)
+        tokenizer, id2label = fill(built, workdir)
         tokenizer.save_pretrained(str(built / signature.TOKENIZER_DIR))
+        # The text front names each class as the checkpoint does (LABEL_0, ... when it names none).
+        labels = {"id2label": {str(index): str(label) for index, label in sorted(id2label.items())}}
+        (built / signature.LABELS_FILE).write_text(json.dumps(labels, indent=2) + "\n")
         record = {
             "family": options.family.value,
             "server": options.server.value,

@@ -26,13 +26,13 @@ import grpc
 import numpy as np
 from aiohttp import web
 
-from client.transport import tensor_proto
 from components.model_server.apis.kserve_api.kserve_pb2 import (
     ModelInferRequest,
     ModelInferResponse,
     ModelReadyRequest,
     ModelReadyResponse,
 )
+from components.model_server.apis.messages import tensor_proto
 from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import (
     DataType,
     GetModelStatusRequest,

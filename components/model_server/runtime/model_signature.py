@@ -24,3 +24,5 @@ MAX_SEQUENCE_LENGTH = 512
 BUILD_RECORD = "assets.extra/model-build.json"
 # The checkpoint's tokenizer files, beside the SavedModel in each version folder.
 TOKENIZER_DIR = "assets.extra/tokenizer"
+# The checkpoint's class names, {"id2label": {"0": "not_equivalent", ...}}, for the text front.
+LABELS_FILE = "assets.extra/labels.json"

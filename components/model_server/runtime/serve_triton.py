@@ -50,7 +50,7 @@ def versions(base: Path) -> list[Path]:
 def sequence_length(version: Path) -> int:
     import json  # noqa: PLC0415
 
-    return int(json.loads((version / "assets.extra" / "model-build.json").read_text())["sequenceLength"])
+    return int(json.loads((version / model_signature.BUILD_RECORD).read_text())["sequenceLength"])
 
 
 def model_config(
@@ -120,7 +120,7 @@ def write_repository(
         raise StartError(problem)
     compiled = batch_sizes.compiled_batch(base)
     if compiled is None:
-        raise StartError(f"{found[-1]} has no build record (assets.extra/model-build.json): build it with make model")
+        raise StartError(f"{found[-1]} has no build record ({model_signature.BUILD_RECORD}): build it with make model")
     model_dir = root / name
     model_dir.mkdir(parents=True)
     config = model_config(

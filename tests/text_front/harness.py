@@ -1,0 +1,107 @@
+"""A model version folder the front can read (a real WordPiece tokenizer, no weights), and the front
+itself served by uvicorn on loopback, against the stand-in or a model server double."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import uvicorn
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+from components.model_server.runtime.model_signature import BUILD_RECORD, LABELS_FILE, TOKENIZER_DIR
+from components.text_front.runtime.backend import BackendFailed, BackendUnavailable, ModelServer, connect
+from components.text_front.runtime.front import FrontSettings, TextFront
+from components.text_front.runtime.model_files import load_model_files
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["the", "company", "said", "profits", "rose", "went", "up", "firm", "shares", "fell", ",", "."]
+LABELS = {"0": "not_equivalent", "1": "equivalent"}
+
+
+def bert_tokenizer() -> Tokenizer:
+    """A BERT-style WordPiece tokenizer (lower-casing, [CLS] a [SEP] b [SEP]) over a small vocabulary."""
+    vocabulary = {token: index for index, token in enumerate([*SPECIAL, *WORDS])}
+    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    return tokenizer
+
+
+def model_folder(base: Path, *, sequence_length: int = 16, labels: Mapping[str, str] | None = LABELS) -> Path:
+    """``base/1`` as `make model` writes it, less the model: tokenizer, labels, build record."""
+    version = base / "1"
+    (version / TOKENIZER_DIR).mkdir(parents=True)
+    bert_tokenizer().save(str(version / TOKENIZER_DIR / "tokenizer.json"))
+    record = {"family": "cpu", "server": "tfserving", "batch": 1, "sequenceLength": sequence_length}
+    (version / BUILD_RECORD).write_text(json.dumps({**record, "checkpoint": "test/bert-mrpc", "tiny": True}))
+    if labels is not None:
+        (version / LABELS_FILE).write_text(json.dumps({"id2label": dict(labels)}))
+    return base
+
+
+class ScriptedServer(ModelServer):
+    """A model server double: logits from the rows it is sent (token count, and 1), or a scripted fault."""
+
+    def __init__(self, fault: Exception | None = None, *, ready: bool = True) -> None:
+        super().__init__("unused:0", model="bert")
+        self.fault = fault
+        self.is_ready = ready
+        self.calls: list[dict[str, np.ndarray[Any, Any]]] = []
+
+    async def logits(self, tensors: Mapping[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+        self.calls.append(dict(tensors))
+        await asyncio.sleep(0)
+        if self.fault is not None:
+            raise self.fault
+        tokens = float(tensors["input_mask"].sum())
+        return np.array([[tokens / 4.0, 1.0]], dtype=np.float32)
+
+    async def ready(self) -> bool:
+        return self.is_ready
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a loopback port, in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        threading.Event().wait(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def front(
+    base: Path, server: ModelServer | None = None, *, target: str = "", api: str = "tfserving", **settings: Any
+) -> Iterator[str]:
+    """The front over the model folder ``base``, against ``server`` or the model server at ``target``."""
+    backend = server if server is not None else connect(api, target, model="bert")
+    text_front = TextFront(FrontSettings(model_name="bert", **settings), load_model_files(base), backend)
+    with serving(text_front.app()) as url:
+        yield url
+
+
+__all__ = ["BackendFailed", "BackendUnavailable", "ScriptedServer", "front", "model_folder", "serving"]
