@@ -19,8 +19,10 @@ from config.profile import AL2023_BASE, UBUNTU_BASE
 from tests.paths import COMPONENTS
 
 BIN = Path(sys.executable).parent
+# The text front runs on the python image its Dockerfile names.
+TEXT_FRONT_BASE = "python:3.11"
 # Each image's python3 (the base images come from config/profile.py).
-IMAGE_PYTHON = {AL2023_BASE: "3.9", UBUNTU_BASE: "3.12"}
+IMAGE_PYTHON = {AL2023_BASE: "3.9", UBUNTU_BASE: "3.12", TEXT_FRONT_BASE: "3.11"}
 SCRIPTS = {
     "neuron_monitor/runtime/neuron_emf.py": AL2023_BASE,
     "neuron_monitor/runtime/triton_emf.py": AL2023_BASE,
@@ -33,6 +35,10 @@ SCRIPTS = {
     "model_server/runtime/task_environment.py": AL2023_BASE,
     "model_server/runtime/serve_triton.py": UBUNTU_BASE,
     "model_server/runtime/model.py": UBUNTU_BASE,
+    **{
+        f"text_front/runtime/{name}.py": TEXT_FRONT_BASE
+        for name in ("front", "front_environment", "backend", "encoding", "model_files")
+    },
 }
 
 
