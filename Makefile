@@ -32,7 +32,7 @@ TRITON_VENV := .triton-venv
 TRITON_STAMP := $(TRITON_VENV)/.installed
 
 .PHONY: help setup synth bootstrap diff deploy destroy aws-credentials service-roles test lint typecheck unit \
-	model-unit snapshot-update bench tunnel bench-local bench-synth triton-check model model-check model-upload \
+	model-unit snapshot-update bench tunnel bench-local bench-synth text-local triton-check model model-check model-upload \
 	proto constraints clean
 
 help: ## This list.
@@ -142,6 +142,15 @@ tunnel: $(CLIENT_STAMP) ## The internal endpoint on localhost, through the stack
 
 bench-local: $(DEV_STAMP) ## The client against the loopback stand-in: throughput at 20 ms, overhead at 0.
 	$(BIN)/python -m tools.bench_local
+
+# The text API on 127.0.0.1:PORT for a model of make model's; with no MODEL_SERVER, against the stand-in.
+MODEL ?=
+MODEL_SERVER ?=
+SERVER_API ?=
+PORT ?= 8080
+text-local: $(DEV_STAMP) ## The text front on 127.0.0.1:PORT: MODEL=dir, MODEL_SERVER=host:port (else the stand-in).
+	$(BIN)/python -m tools.text_local --model "$(MODEL)" --model-server "$(MODEL_SERVER)" \
+	  --server-api "$(SERVER_API)" --port "$(PORT)"
 
 BENCH_SYNTH_ARGS ?=
 bench-synth: setup ## `cdk synth` of the default app against a one-resource app: times and their ratio.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -16,6 +17,7 @@ from components.model_server.images import ModelServerImages
 from components.model_server.task import InferenceTaskDefinition
 from components.observability import ServiceObservability
 from components.service.inference_service import InferenceService
+from components.text_front.container import TextFront
 from config.batching import BatchingSettings
 from config.hardware import InstanceSize
 from config.placement import ModelSettings
@@ -36,6 +38,10 @@ class ServingPlatform:
     """Where tasks with their own network interface (Managed Instances) are admitted from the endpoint."""
     neuron_health: cloudwatch.IMetric | None = None
     """Neuron errors found on the instances by the problem detector, when it runs."""
+    api_key: secretsmanager.ISecret | None = None
+    """The secret whose value every model's text API requires as a bearer token."""
+    max_client_batch_size: int = 32
+    """Inputs one text API request may carry."""
 
 
 class ServedModel(Construct):
@@ -73,6 +79,23 @@ class ServedModel(Construct):
             cluster_name=platform.cluster.cluster_name,
             batching=batching,
         )
+        self.text_front = (
+            TextFront(
+                self,
+                "TextFront",
+                task_definition=self.task.task_definition,
+                model=model,
+                server=self.task.server,
+                server_api=profile.engine.api,
+                link_alias=self.task.server_link_alias,
+                model_volume=self.task.model_volume,
+                logging=self.task.logging("text-front"),
+                api_key=platform.api_key,
+                max_client_batch_size=platform.max_client_batch_size,
+            )
+            if profile.text_front
+            else None
+        )
         self.inference = InferenceService(
             self,
             "Inference",
@@ -83,7 +106,13 @@ class ServedModel(Construct):
             own_instances=profile.own_instances,
             security_group=platform.task_security_group,
         )
-        target_groups = platform.endpoint.serve(self, self.inference.service, model=model, engine=profile.engine)
+        target_groups = platform.endpoint.serve(
+            self,
+            self.inference.service,
+            model=model,
+            engine=profile.engine,
+            text_front=self.text_front.container.container_name if self.text_front else None,
+        )
         self.observability = ServiceObservability(
             self,
             "Observability",

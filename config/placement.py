@@ -18,6 +18,8 @@ from config.profile import RuntimeProfile
 from contracts import containers
 
 MODEL_ENTRY_KEYS = ("name", "cores", "grpcPort", "restPort", "modelS3Uri")
+# A model's text API port, when its entry leaves it out: the textPort setting plus the model's index.
+OPTIONAL_MODEL_ENTRY_KEYS = ("textPort",)
 # The fleet scales on one metric-math figure over two signals per model (components/fleet_scaling.py), and
 # "Alarms based on metric math expressions can have up to 10 metrics" (CloudWatch service quotas).
 MAX_MODELS = 5
@@ -58,6 +60,8 @@ class ModelSettings:
     name: str
     grpc_port: int
     rest_port: int
+    text_port: int
+    """The load balancer's port for the text front (its TEI-compatible API)."""
     cores_per_task: int
     core_offset: int
     core_stride: int
@@ -118,13 +122,17 @@ def parse_models(
     grpc_port, rest_port = port("grpcPort", raw("grpcPort")), port("restPort", raw("restPort"))
     if grpc_port == rest_port:
         raise fail("restPort", rest_port, "must differ from grpcPort")
-    listed = _listed_models(raw("models"), size, profile)
+    text_port = port("textPort", raw("textPort"))
+    if text_port in (grpc_port, rest_port):
+        raise fail("textPort", text_port, "must differ from grpcPort and restPort")
+    listed = _listed_models(raw("models"), size, profile, first_text_port=text_port)
     if not listed:
         return (
             ModelSettings(
                 name=name,
                 grpc_port=grpc_port,
                 rest_port=rest_port,
+                text_port=text_port,
                 cores_per_task=cores,
                 core_offset=0,
                 core_stride=cores,
@@ -144,14 +152,17 @@ class _ModelEntry:
     location: S3Location
     grpc_port: int
     rest_port: int
+    text_port: int
 
 
-def _model_entry(index: int, entry: object, size: InstanceSize, profile: RuntimeProfile) -> _ModelEntry:
+def _model_entry(
+    index: int, entry: object, size: InstanceSize, profile: RuntimeProfile, first_text_port: int
+) -> _ModelEntry:
     key = f"models[{index}]"
     if not isinstance(entry, dict):
         raise fail(key, entry, "expected an object with exactly " + ", ".join(MODEL_ENTRY_KEYS))
     missing = [name for name in MODEL_ENTRY_KEYS if name not in entry]
-    extra = sorted(str(name) for name in entry if name not in MODEL_ENTRY_KEYS)
+    extra = sorted(str(name) for name in entry if name not in (*MODEL_ENTRY_KEYS, *OPTIONAL_MODEL_ENTRY_KEYS))
     if missing or extra:
         said = "; ".join(
             part
@@ -161,7 +172,11 @@ def _model_entry(index: int, entry: object, size: InstanceSize, profile: Runtime
             )
             if part
         )
-        raise fail(key, entry, f"{said}: each model takes exactly " + ", ".join(MODEL_ENTRY_KEYS))
+        raise fail(
+            key,
+            entry,
+            f"{said}: each model takes exactly " + ", ".join(MODEL_ENTRY_KEYS) + ", and may take textPort",
+        )
     cores = integer(f"{key}.cores", entry["cores"], low=1, high=size.neuron_cores)
     if cores not in size.core_group_sizes():
         choices = ", ".join(map(str, size.core_group_sizes()))
@@ -175,10 +190,13 @@ def _model_entry(index: int, entry: object, size: InstanceSize, profile: Runtime
         location=location,
         grpc_port=port(f"{key}.grpcPort", entry["grpcPort"]),
         rest_port=port(f"{key}.restPort", entry["restPort"]),
+        text_port=port(f"{key}.textPort", entry.get("textPort", first_text_port + index)),
     )
 
 
-def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -> tuple[ModelSettings, ...]:
+def _listed_models(
+    value: object, size: InstanceSize, profile: RuntimeProfile, *, first_text_port: int
+) -> tuple[ModelSettings, ...]:
     """Several models side by side: each instance is cut into rows holding one task of every model."""
     allowed = "expected [] for one model, or a list of {" + ", ".join(MODEL_ENTRY_KEYS) + "} objects"
     if isinstance(value, str):
@@ -197,13 +215,13 @@ def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -
             f"at most {MAX_MODELS}: the fleet scales on one figure over each model's CPU and NeuronCore "
             "utilisation, and a CloudWatch metric-math alarm holds at most 10 metrics",
         )
-    entries = [_model_entry(index, entry, size, profile) for index, entry in enumerate(value)]
+    entries = [_model_entry(index, entry, size, profile, first_text_port) for index, entry in enumerate(value)]
     names = [entry.name for entry in entries]
     if len(set(names)) != len(names):
         raise fail("models", names, "expected every model name once")
-    ports = [number for entry in entries for number in (entry.grpc_port, entry.rest_port)]
+    ports = [number for entry in entries for number in (entry.grpc_port, entry.rest_port, entry.text_port)]
     if len(set(ports)) != len(ports):
-        raise fail("models", ports, "expected every gRPC and REST port once across the models")
+        raise fail("models", ports, "expected every gRPC, REST and text port once across the models")
     row = sum(entry.cores for entry in entries)
     if entries and size.neuron_cores % row:
         raise fail("models", row, f"the models' cores add up to {row}, which must divide {size.neuron_cores}")
@@ -221,6 +239,7 @@ def _listed_models(value: object, size: InstanceSize, profile: RuntimeProfile) -
             name=entry.name,
             grpc_port=entry.grpc_port,
             rest_port=entry.rest_port,
+            text_port=entry.text_port,
             cores_per_task=entry.cores,
             core_offset=offset,
             core_stride=row,

@@ -106,6 +106,12 @@ class RuntimeProfile:
         return self.runtime is NeuronRuntime.RTD or self.managed
 
     @property
+    def text_front(self) -> bool:
+        """The task carries the text front: every layout but rtd, which stays the 2020 walk-through's
+        two-container task exactly (its Amazon Linux 2 server and neuron-rtd daemon, nothing added)."""
+        return self.runtime is NeuronRuntime.LIBNRT
+
+    @property
     def neuron_recovery(self) -> bool:
         """Neuron's node problem detector and recovery can run: it needs driver 2.15+ and a runtime from
         Neuron 2.18 or later (aws-neuron-sdk deploy/ecs/npd.rst), which runtime 1.x is not, and an

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from config.batching import BatchingSettings, parse_batching
+from config.endpoint import EndpointSettings, parse_endpoint
 from config.engines import ServingEngine
 from config.fleet import Zones, check_subnets_fit, parse_fallback_sizes, parse_zones
 from config.hardware import INSTANCE_SIZES, InstanceSize
@@ -60,6 +61,7 @@ SETTING_KEYS = (
     *("rootVolumeGiB", "logRetentionDays", "coresPerTask", "publicEndpoint", "minTasks", "maxTasks"),
     *("batching", "modelS3Uri", "models", "amiId", "neuronRecovery", "availabilityZones"),
     *("fallbackInstanceTypes", "onDemandBase", "capacity", "server", "amiRelease"),
+    *("textPort", "certificateArn", "tlsTensorPorts", "apiKeySecret", "maxClientBatchSize"),
 )
 
 
@@ -129,6 +131,8 @@ class DeploymentSettings:
     """More sizes the group may launch when ``instance_size`` has no capacity, with its task layout."""
     on_demand_base: int
     """Instances kept on-demand beneath the spot ones."""
+    endpoint: EndpointSettings
+    """TLS on the load balancer's listeners, and the text API's key and batch limit."""
 
     @property
     def instance_sizes(self) -> tuple[InstanceSize, ...]:
@@ -442,4 +446,7 @@ def load_settings(get: ContextGetter) -> DeploymentSettings:
         zones=zones,
         fallback_sizes=fallback_sizes,
         on_demand_base=on_demand_base,
+        endpoint=parse_endpoint(
+            raw("certificateArn"), raw("tlsTensorPorts"), raw("apiKeySecret"), raw("maxClientBatchSize")
+        ),
     )

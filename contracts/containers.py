@@ -5,7 +5,8 @@ from __future__ import annotations
 NEURON_MONITOR = "neuron-monitor"
 NEURON_RTD = "neuron-rtd"
 MODEL_SYNC = "model-sync"
-SIDECARS = frozenset({NEURON_MONITOR, NEURON_RTD, MODEL_SYNC})
+TEXT_FRONT = "text-front"
+SIDECARS = frozenset({NEURON_MONITOR, NEURON_RTD, MODEL_SYNC, TEXT_FRONT})
 # The node problem detector and recovery daemon's task
 NPD = "npd"
 RECOVERY = "recovery"

@@ -9,6 +9,8 @@ LOAD_BALANCER_DNS_NAME = "LoadBalancerDnsName"
 NOTIFICATIONS_TOPIC_ARN = "NotificationsTopicArn"
 # The API the endpoint speaks: "tfserving" (TF Serving's own) or "kserve" (Triton's KServe v2), the client's --api.
 SERVER_API = "ServerApi"
+# "true" when the gRPC and REST ports terminate TLS (certificateArn with tlsTensorPorts): the client connects with TLS.
+TENSOR_TLS = "TensorTls"
 
 # make tunnel's relay task (components/endpoint_relay.py): what RunTask needs to start it.
 RELAY_TASK_DEFINITION = "RelayTaskDefinitionArn"
@@ -21,6 +23,8 @@ SERVICE_NAME = "ServiceName"
 GRPC_PORT = "GrpcPort"
 REST_PORT = "RestPort"
 DASHBOARD_NAME = "DashboardName"
+# The text API's base URL (http:// or https://, the load balancer and the model's textPort), where a task has one.
+TEXT_URL = "TextUrl"
 PER_MODEL = (MODEL_NAME, SERVICE_NAME, GRPC_PORT, REST_PORT, DASHBOARD_NAME)
 
 

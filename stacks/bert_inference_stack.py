@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from components.capacity.asg_capacity import InferentiaCapacity
@@ -32,6 +33,14 @@ class BertInferenceStack(Stack):
         """The named zones, or the region's first ones: an environment-agnostic stack would otherwise get two."""
         zones = self._zones
         return list(zones.names) or [Fn.select(index, Fn.get_azs()) for index in range(zones.count)]
+
+    def _api_key(self, secret: str | None) -> secretsmanager.ISecret | None:
+        """The text API's key: a secret named by its full ARN, or by its name (ARN suffix unknown)."""
+        if secret is None:
+            return None
+        if secret.startswith("arn:"):
+            return secretsmanager.Secret.from_secret_complete_arn(self, "TextApiKey", secret)
+        return secretsmanager.Secret.from_secret_name_v2(self, "TextApiKey", secret)
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -91,6 +100,8 @@ class BertInferenceStack(Stack):
             vpc=network.vpc,
             public=settings.public_endpoint,
             allowed_cidr=settings.allowed_cidr,
+            certificate_arn=settings.endpoint.certificate_arn,
+            tls_tensor_ports=settings.endpoint.tls_tensor_ports,
         )
         endpoint.admit_to(network.security_group, profile, settings.models)
         EndpointAlarms(self, "EndpointAlarms", load_balancer=endpoint.load_balancer, notifications=notifications)
@@ -99,7 +110,11 @@ class BertInferenceStack(Stack):
             "Relay",
             vpc=network.vpc,
             endpoint_security_group=endpoint.security_group,
-            load_balancer_ports=[port for model in settings.models for port in (model.grpc_port, model.rest_port)],
+            load_balancer_ports=[
+                port
+                for model in settings.models
+                for port in (model.grpc_port, model.rest_port, *((model.text_port,) if profile.text_front else ()))
+            ],
             log_retention_days=settings.log_retention_days,
         )
 
@@ -123,6 +138,8 @@ class BertInferenceStack(Stack):
             notifications=notifications,
             task_security_group=network.security_group,
             neuron_health=recovery.errors_detected if recovery else None,
+            api_key=self._api_key(settings.endpoint.api_key_secret),
+            max_client_batch_size=settings.endpoint.max_client_batch_size,
         )
         served = [
             ServedModel(
@@ -161,6 +178,12 @@ class BertInferenceStack(Stack):
             value=endpoint.load_balancer.load_balancer_dns_name,
         )
         CfnOutput(self, outputs.NOTIFICATIONS_TOPIC_ARN, value=notifications.topic_arn)
+        CfnOutput(
+            self,
+            outputs.TENSOR_TLS,
+            description="Whether the gRPC and REST ports terminate TLS (certificateArn, tlsTensorPorts)",
+            value="true" if settings.endpoint.tls(tensor=True) else "false",
+        )
         CfnOutput(self, outputs.RELAY_TASK_DEFINITION, value=relay.task_definition.task_definition_arn)
         CfnOutput(self, outputs.RELAY_SECURITY_GROUP, value=relay.security_group.security_group_id)
         CfnOutput(
@@ -177,6 +200,11 @@ class BertInferenceStack(Stack):
                 outputs.REST_PORT: str(model.model.rest_port),
                 outputs.DASHBOARD_NAME: model.observability.dashboard.dashboard_name,
             }
+            if model.text_front is not None:
+                scheme = "https" if settings.endpoint.tls(tensor=False) else "http"
+                values[outputs.TEXT_URL] = Fn.join(
+                    "", [f"{scheme}://", endpoint.load_balancer.load_balancer_dns_name, f":{model.model.text_port}"]
+                )
             for key, value in values.items():
                 description = (
                     "CloudWatch dashboard of the model's service; alarms notify NotificationsTopicArn"

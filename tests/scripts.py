@@ -39,3 +39,24 @@ def image_bin(dockerfile: Path, bin_dir: Path) -> Path:
     for source in copied_into(dockerfile, "/usr/local/bin/"):
         shutil.copy2(context / source, bin_dir / Path(source).name)
     return bin_dir
+
+
+def copy_as_built(dockerfile: Path, context: Path, root: Path, workdir: str = "/") -> None:
+    """Every ``COPY`` of ``dockerfile`` from ``context`` applied under ``root``, as the build would lay the
+    files out (a source folder's contents into a destination ending in ``/``; relative destinations under
+    ``workdir``; ``${VAR}`` left as written). A test run from ``root`` then sees only what the image ships."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] != ["COPY"] or words[1].startswith("--"):
+            continue
+        *sources, destination = words[1:]
+        target = root / (destination if destination.startswith("/") else f"{workdir}/{destination}").lstrip("/")
+        for source in sources:
+            found = context / source
+            if found.is_dir():
+                shutil.copytree(found, target, dirs_exist_ok=True)
+            elif found.is_file():
+                into = target / found.name if destination.endswith("/") else target
+                into.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(found, into)

@@ -18,6 +18,7 @@ from components.log_retention import retention
 from components.model_server.images import CONTEXT_DIR, SIDECAR_DOCKERFILES
 from components.model_server.runtime import task_environment as env
 from components.neuron_monitor.runtime import monitor_environment as monitor_env
+from components.text_front.runtime import front_environment as front_env
 from config.hardware import INSTANCE_SIZES
 from config.log_retention import LOG_RETENTION_DAYS
 from config.profile import Sidecar
@@ -32,7 +33,7 @@ def _names(module: ModuleType) -> set[str]:
     return {value for name, value in vars(module).items() if name.isupper() and isinstance(value, str)}
 
 
-CONTRACT_NAMES = _names(env) | _names(monitor_env)
+CONTRACT_NAMES = _names(env) | _names(monitor_env) | _names(front_env)
 # Variables an image sets for its own programs, not for the task: the loader's and the shell's, and where the
 # Triton entrypoint finds tritonserver and its backends.
 IMAGE_INTERNAL = {"LD_LIBRARY_PATH", "PATH", "DEBIAN_FRONTEND", "TRITONSERVER", "TRITON_BACKENDS"}
@@ -90,6 +91,7 @@ def test_the_stack_declares_exactly_the_outputs_the_client_knows(synth: SynthFn,
         outputs.LOAD_BALANCER_DNS_NAME,
         outputs.NOTIFICATIONS_TOPIC_ARN,
         outputs.SERVER_API,
+        outputs.TENSOR_TLS,
         outputs.RELAY_TASK_DEFINITION,
         outputs.RELAY_SECURITY_GROUP,
         outputs.RELAY_SUBNETS,
@@ -97,7 +99,7 @@ def test_the_stack_declares_exactly_the_outputs_the_client_knows(synth: SynthFn,
     per_model = {
         outputs.model_output(key, index)
         for index in range(len(synthesized.settings.models))
-        for key in outputs.PER_MODEL
+        for key in (*outputs.PER_MODEL, *((outputs.TEXT_URL,) if synthesized.settings.profile.text_front else ()))
     }
 
     assert set(synthesized.json["Outputs"]) == stack_wide | per_model

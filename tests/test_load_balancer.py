@@ -43,6 +43,7 @@ def test_load_balancer_admits_only_allowed_cidr_on_the_two_ports(synth: SynthFn,
 
     rules = group["SecurityGroupIngress"]
     assert sorted((rule["FromPort"], rule["CidrIp"]) for rule in rules if "CidrIp" in rule) == [
+        (8080, cidr),
         (8500, cidr),
         (8501, cidr),
     ]
@@ -51,10 +52,11 @@ def test_load_balancer_admits_only_allowed_cidr_on_the_two_ports(synth: SynthFn,
     assert all(rule["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("RelaySecurityGroup") for rule in others)
 
 
-def test_listeners_forward_grpc_and_rest_over_tcp(synth: SynthFn) -> None:
+def test_listeners_forward_grpc_rest_and_text_over_tcp_without_a_certificate(synth: SynthFn) -> None:
     listeners = synth("large").resources("AWS::ElasticLoadBalancingV2::Listener").values()
 
     assert sorted((listener["Properties"]["Port"], listener["Properties"]["Protocol"]) for listener in listeners) == [
+        (8080, "TCP"),
         (9000, "TCP"),
         (9001, "TCP"),
     ]
@@ -85,12 +87,12 @@ def test_scale_in_drains_connections_before_dropping_a_target(synth: SynthFn) ->
         assert attributes["deregistration_delay.connection_termination.enabled"] == "true"
 
 
-def test_service_registers_its_model_container_behind_both_listeners(synth: SynthFn) -> None:
+def test_service_registers_its_model_container_and_its_text_front_behind_the_listeners(synth: SynthFn) -> None:
     synthesized = synth("large")
     service = synthesized.only_serving("AWS::ECS::Service")
 
     registrations = sorted((lb["ContainerName"], lb["ContainerPort"]) for lb in service["LoadBalancers"])
-    assert registrations == [("bert-large", 9000), ("bert-large", 9001)]
+    assert registrations == [("bert-large", 9000), ("bert-large", 9001), ("text-front", 8080)]
     assert service["HealthCheckGracePeriodSeconds"] == 300
 
 

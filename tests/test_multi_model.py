@@ -58,7 +58,7 @@ def test_models_that_would_need_several_tasks_each_per_instance_are_refused() ->
     ("models", "key", "allowed"),
     [
         ([model("a", 2, 8500), model("a", 2, 8502)], "models", "every model name once"),
-        ([model("a", 2, 8500), model("b", 2, 8501)], "models", "every gRPC and REST port once"),
+        ([model("a", 2, 8500), model("b", 2, 8501)], "models", "every gRPC, REST and text port once"),
         ([model("a", 2, 8500), model("b", 1, 8502)], "models", "add up to 3, which must divide 16"),
         # b's 4 cores would start at core 2: half on chip 0, half on chip 1
         (
@@ -149,13 +149,21 @@ def test_each_model_has_its_own_service_listeners_and_dashboard(synth: SynthFn) 
     synthesized.template.resource_count_is("AWS::ElasticLoadBalancingV2::LoadBalancer", 1)
     synthesized.template.resource_count_is("AWS::CloudWatch::Dashboard", 2)
     listeners = synthesized.resources("AWS::ElasticLoadBalancingV2::Listener").values()
-    assert sorted(listener["Properties"]["Port"] for listener in listeners) == [8500, 8501, 8502, 8503]
+    # text ports: textPort (8080) plus each model's index
+    assert sorted(listener["Properties"]["Port"] for listener in listeners) == [8080, 8081, 8500, 8501, 8502, 8503]
     registrations = sorted(
         (lb["ContainerName"], lb["ContainerPort"])
         for service in synthesized.serving("AWS::ECS::Service").values()
         for lb in service["Properties"]["LoadBalancers"]
     )
-    assert registrations == [("bert", 8500), ("bert", 8501), ("distilbert", 8502), ("distilbert", 8503)]
+    assert registrations == [
+        ("bert", 8500),
+        ("bert", 8501),
+        ("distilbert", 8502),
+        ("distilbert", 8503),
+        ("text-front", 8080),
+        ("text-front", 8080),
+    ]
     outputs = synthesized.json["Outputs"]
     assert (outputs["ModelName"]["Value"], outputs["Model2ModelName"]["Value"]) == ("bert", "distilbert")
     assert outputs["Model2GrpcPort"]["Value"] == "8502"
@@ -305,5 +313,6 @@ def test_a_model_row_names_its_missing_and_unknown_keys() -> None:
     (line,) = str(refused.value).splitlines()
     assert line.startswith("Invalid setting 'models[0]' = ")
     assert line.endswith(
-        "missing modelS3Uri; unknown modelS3: each model takes exactly name, cores, grpcPort, restPort, modelS3Uri"
+        "missing modelS3Uri; unknown modelS3: each model takes exactly name, cores, grpcPort, restPort, modelS3Uri, "
+        "and may take textPort"
     )

@@ -21,7 +21,7 @@ from config.neuron_releases import (
     NeuronReleaseSet,
 )
 from tests.conftest import ROOT, VARIANTS, Synthesized
-from tests.paths import COMPONENTS, SERVER_RUNTIME
+from tests.paths import COMPONENTS, SERVER_RUNTIME, TEXT_FRONT_RUNTIME
 from tests.test_images import docker_images
 
 SynthFn = Callable[[str], Synthesized]
@@ -112,7 +112,8 @@ def test_every_image_installs_exactly_the_release_tables_packages(synth: SynthFn
     for image in images:
         dockerfile = COMPONENTS / image["dockerFile"]
         installed = installed_by(dockerfile, image.get("dockerBuildArgs", {}))
-        expected = releases.server if dockerfile.parent == SERVER_RUNTIME else releases.monitor
+        # the text front talks to the server over gRPC and needs no Neuron package at all
+        expected = {SERVER_RUNTIME: releases.server, TEXT_FRONT_RUNTIME: ()}.get(dockerfile.parent, releases.monitor)
         assert installed == {(package.name, package.version) for package in expected}, dockerfile
         assert DIRECT_NEURON_INSTALL.findall(dockerfile.read_text()) == [], dockerfile
 

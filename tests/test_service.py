@@ -89,6 +89,8 @@ def test_outputs_tell_a_client_where_the_server_is(synth: SynthFn) -> None:
         "DashboardName",
         "NotificationsTopicArn",
         "ServerApi",
+        "TensorTls",
+        "TextUrl",
         "RelayTaskDefinitionArn",
         "RelaySecurityGroupId",
         "RelaySubnetIds",

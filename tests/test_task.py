@@ -172,12 +172,14 @@ def test_the_health_check_passes_only_for_an_available_model_with_the_clients_si
     assert (result.returncode == 0) is healthy
 
 
-def test_libnrt_task_has_two_containers_with_a_non_essential_monitor(synth: SynthFn) -> None:
+def test_libnrt_task_has_the_server_a_non_essential_monitor_and_the_text_front(synth: SynthFn) -> None:
     synthesized = synth("default")
     task = containers(synthesized)
 
-    assert sorted(task) == ["bert", "neuron-monitor"]
+    assert sorted(task) == ["bert", "neuron-monitor", "text-front"]
     assert task["bert"]["Essential"] is True
+    # A front that stops takes its task out: the text API is part of what the task serves.
+    assert task["text-front"]["Essential"] is True
     monitor = task["neuron-monitor"]
     assert monitor["Essential"] is False
     assert monitor["RestartPolicy"] == {"Enabled": True}

@@ -65,7 +65,8 @@ def test_docker_default_would_not_hold_24_instances_of_a_full_batch() -> None:
 def test_the_task_carries_the_plan(synth: SynthFn, variant: str) -> None:
     synthesized = synth(variant)
     for definition in synthesized.serving("AWS::ECS::TaskDefinition").values():
-        (server,) = [c for c in definition["Properties"]["ContainerDefinitions"] if "HealthCheck" in c]
+        models = {model.name for model in synthesized.settings.models}
+        (server,) = [c for c in definition["Properties"]["ContainerDefinitions"] if c["Name"] in models]
         environment = {item["Name"]: item["Value"] for item in server["Environment"]}
         instances = int(environment["TRITON_INSTANCES"])
         own = synthesized.settings.profile.own_instances

@@ -14,6 +14,7 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from components.neuron_monitor.runtime import metric_names as metrics
+from components.text_front.runtime import front_environment as front_env
 from config.engines import TF_SERVING, TRITON
 from config.hardware import INSTANCE_SIZES, NeuronFamily
 from config.settings import SettingsError, defaults, load_settings
@@ -110,7 +111,7 @@ def test_every_inf2_size_runs_triton_on_its_neuron_cores_behind_ready_checks(syn
     ready_paths = {
         group["Properties"]["HealthCheckPath"]
         for group in synthesized.resources("AWS::ElasticLoadBalancingV2::TargetGroup").values()
-        if "HealthCheckPath" in group["Properties"]
+        if "HealthCheckPath" in group["Properties"] and group["Properties"]["HealthCheckPath"] != front_env.HEALTH_PATH
     }
     assert ready_paths == {f"/v2/models/{model.name}/ready" for model in settings.models}
     (image,) = {image["dockerFile"] for image in docker_images(synthesized) if "model_server/" in image["dockerFile"]}

@@ -49,9 +49,20 @@ VARIANTS: Mapping[str, Mapping[str, object]] = {
         "publicEndpoint": "true",
         "allowedCidr": "198.51.100.0/24",
         "onDemandBase": "1",
+        # TLS on every port, and a key for the text API named by the secret's name.
+        "certificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0123abcd-4567-89ab-cdef-0123456789ab",
+        "apiKeySecret": "bert/text-api-key",
     },
     # ECS Managed Instances on inf2.xlarge (Triton, Inf2's default): AWS runs the instances, one task each, spot.
-    "managed": {"capacity": "managedInstances", "instanceType": "inf2.xlarge"},
+    # TLS on the text API only, its key named by the secret's full ARN.
+    "managed": {
+        "capacity": "managedInstances",
+        "instanceType": "inf2.xlarge",
+        "certificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0123abcd-4567-89ab-cdef-0123456789ab",
+        "tlsTensorPorts": "false",
+        "apiKeySecret": "arn:aws:secretsmanager:us-east-1:111122223333:secret:bert/text-api-key-AbCdEf",
+        "maxClientBatchSize": "8",
+    },
     # Two models behind Triton on inf2.24xlarge: 6 cores each (chips 0-2 and 3-5) per instance.
     "triton-multi": {
         "instanceType": "inf2.24xlarge",

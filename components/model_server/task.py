@@ -121,6 +121,8 @@ class InferenceTaskDefinition(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._model = model
+        self.model_volume: tuple[str, str, ecs.ContainerDefinition] | None = None
+        """(volume, mount path, the container that fills it) when the model comes from S3."""
 
         self.log_group = logs.LogGroup(
             self,
@@ -221,6 +223,7 @@ class InferenceTaskDefinition(Construct):
         )
         server.add_mount_points(ecs.MountPoint(source_volume=MODEL_VOLUME, container_path=MODEL_MOUNT, read_only=True))
         server.add_environment(env.MODEL_BASE_PATH, MODEL_MOUNT)
+        self.model_volume = (MODEL_VOLUME, MODEL_MOUNT, sync)
 
         # Read-only, and only under the model's prefix.
         partition = Stack.of(self).partition
@@ -245,6 +248,15 @@ class InferenceTaskDefinition(Construct):
             "The model is a folder of objects (saved_model.pb, variables/...): reading it needs every object "
             "under the model's own prefix, and nothing else in the bucket",
         )
+
+    @property
+    def server_link_alias(self) -> str | None:
+        """How the task's other containers reach the server: a link in bridge mode, else localhost (None)."""
+        return None if self._profile.task_networking else SERVER_LINK_ALIAS
+
+    def logging(self, prefix: str) -> ecs.LogDriver:
+        """The task's log group, under ``prefix``."""
+        return self._logging(prefix)
 
     def _logging(self, prefix: str) -> ecs.LogDriver:
         return ecs.LogDrivers.aws_logs(stream_prefix=prefix, log_group=self.log_group)

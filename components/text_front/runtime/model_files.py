@@ -25,14 +25,19 @@ class ModelFiles:
     id2label: dict[int, str]
     """Empty when the build wrote no labels: classes are then named LABEL_<i>, as Hugging Face does."""
     tokenizer: Tokenizer
+    server: str = "tfserving"
+    """The server the model was built for (the build record's), which decides the API it speaks."""
 
     def label(self, index: int) -> str:
         return self.id2label.get(index, f"LABEL_{index}")
 
 
 def newest_version(base: Path) -> Path:
+    """``base`` itself when it is a version folder, else its newest version folder."""
     if not base.is_dir():
         raise ModelFilesError(f"no model folder at {base}")
+    if (base / BUILD_RECORD).is_file():
+        return base
     versions = [child for child in base.iterdir() if child.name.isdigit() and (child / BUILD_RECORD).is_file()]
     if not versions:
         raise ModelFilesError(f"no version folder with a build record ({BUILD_RECORD}) in {base}: run make model")
@@ -68,4 +73,11 @@ def load_model_files(base: Path) -> ModelFiles:
         if not isinstance(names, dict) or not all(str(key).isdigit() for key in names):
             raise ModelFilesError(f'{labels_file} holds no {{"id2label": {{"0": "name", ...}}}}')
         id2label = {int(key): str(name) for key, name in names.items()}
-    return ModelFiles(version, sequence_length, str(record.get("checkpoint", base.name)), id2label, tokenizer)
+    return ModelFiles(
+        version,
+        sequence_length,
+        str(record.get("checkpoint", base.name)),
+        id2label,
+        tokenizer,
+        server=str(record.get("server", "tfserving")),
+    )
