@@ -75,22 +75,48 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class _Current:
+    """The one uvicorn server's app: whichever app the test running now serves (a worker runs one test
+    at a time), so a test costs no server start and stop."""
+
+    app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None, "a request arrived outside serving()"
+        await self.app(scope, receive, send)
+
+
+_SHARED: tuple[_Current, str] | None = None
+
+
+def _shared_server() -> tuple[_Current, str]:
+    global _SHARED  # noqa: PLW0603  (one server per test process, started on first use)
+    if _SHARED is None:
+        current, port = _Current(), free_port()
+        config = uvicorn.Config(
+            current, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="front-under-test", daemon=True)
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            threading.Event().wait(0.01)
+        _SHARED = (current, f"http://127.0.0.1:{port}")
+    return _SHARED
+
+
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn on a loopback port, in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        threading.Event().wait(0.01)
+    """``app`` under uvicorn on loopback (one server per test process, serving this app until the block
+    ends); yields its base URL."""
+    current, url = _shared_server()
+    current.app = app
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        current.app = None
 
 
 @contextmanager

@@ -20,6 +20,8 @@ from tests.text_front.harness import ScriptedServer, front, model_folder
 from tools.model_server_standin import Behaviour, LocalServer
 
 PAIR = ["The company said profits rose.", "Profits went up, the firm said."]
+# One client for the module: httpx.post builds a client (and its TLS context) per call.
+HTTP = httpx.Client(timeout=10)
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def model(tmp_path: Path) -> Path:
 
 
 def post(url: str, body: Any, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{url}/predict", json=body, timeout=10, **kwargs)
+    return HTTP.post(f"{url}/predict", json=body, timeout=10, **kwargs)
 
 
 def test_a_text_gets_every_class_best_first_with_the_checkpoints_labels(model: Path) -> None:
@@ -122,7 +124,7 @@ def test_bad_input_gets_teis_error_shape_and_status(
     model: Path, body: bytes, status: int, kind: str, message: str
 ) -> None:
     with front(model, ScriptedServer()) as url:
-        answer = httpx.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"})
+        answer = HTTP.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"})
 
     assert answer.status_code == status
     assert answer.json()["error_type"] == kind
@@ -141,7 +143,7 @@ def test_a_batch_over_the_limit_is_refused(model: Path) -> None:
 
 def test_a_body_over_the_payload_limit_is_refused_before_it_is_read(model: Path) -> None:
     with front(model, ScriptedServer()) as url:
-        answer = httpx.post(f"{url}/predict", content=b'{"inputs": "' + b"a" * 2_100_000 + b'"}', timeout=30)
+        answer = HTTP.post(f"{url}/predict", content=b'{"inputs": "' + b"a" * 2_100_000 + b'"}', timeout=30)
 
     assert answer.status_code == 413
     assert answer.json()["error_type"] == "Validation"
@@ -165,10 +167,10 @@ def test_model_server_faults_are_503_or_424(model: Path, fault: Exception, statu
 def test_health_follows_the_model_servers_readiness(model: Path) -> None:
     server = ScriptedServer(ready=False)
     with front(model, server) as url:
-        down = httpx.get(f"{url}/health")
+        down = HTTP.get(f"{url}/health")
         server.is_ready = True
         asyncio.run(asyncio.sleep(1.1))  # past the cached answer
-        up = httpx.get(f"{url}/health")
+        up = HTTP.get(f"{url}/health")
 
     assert (down.status_code, down.json()) == (503, {"error": "unhealthy", "error_type": "Unhealthy"})
     assert up.status_code == 200
@@ -200,8 +202,8 @@ def test_an_api_key_guards_everything_but_health_and_metrics(model: Path) -> Non
         missing = post(url, {"inputs": "a"})
         wrong = post(url, {"inputs": "a"}, headers={"Authorization": "Bearer s3cre7"})
         right = post(url, {"inputs": "a"}, headers={"Authorization": "Bearer s3cret"})
-        info = httpx.get(f"{url}/info")
-        open_paths = [httpx.get(f"{url}{path}").status_code for path in ("/health", "/", "/ping", "/metrics")]
+        info = HTTP.get(f"{url}/info")
+        open_paths = [HTTP.get(f"{url}{path}").status_code for path in ("/health", "/", "/ping", "/metrics")]
 
     assert (missing.status_code, missing.content) == (401, b"")
     assert wrong.status_code == 401
@@ -212,7 +214,7 @@ def test_an_api_key_guards_everything_but_health_and_metrics(model: Path) -> Non
 
 def test_info_describes_the_classifier_as_tei_does(model: Path) -> None:
     with front(model, ScriptedServer(), max_client_batch_size=8) as url:
-        info = httpx.get(f"{url}/info").json()
+        info = HTTP.get(f"{url}/info").json()
 
     assert info["model_type"] == {
         "classifier": {
@@ -229,7 +231,7 @@ def test_metrics_count_requests_and_failures(model: Path) -> None:
         post(url, {"inputs": "a"})
         post(url, {"inputs": [["a"], ["b"]]})
         post(url, {"inputs": ""})
-        page = httpx.get(f"{url}/metrics").text
+        page = HTTP.get(f"{url}/metrics").text
 
     assert 'te_request_count_total{method="single"} 2.0' in page
     assert 'te_request_count_total{method="batch"} 1.0' in page
@@ -248,7 +250,7 @@ def test_without_labels_the_classes_are_named_as_hugging_face_names_them(tmp_pat
 def test_through_the_stand_in_over_grpc(model: Path, api: str, protocol: str) -> None:
     with LocalServer(Behaviour()) as server, front(model, target=f"127.0.0.1:{server.grpc_port}", api=api) as url:
         answer = post(url, {"inputs": PAIR})
-        health = httpx.get(f"{url}/health")
+        health = HTTP.get(f"{url}/health")
         received = server.received
 
     assert answer.status_code == 200
@@ -268,7 +270,7 @@ def test_a_stopped_model_server_is_503_and_unhealthy(model: Path) -> None:
         target = f"127.0.0.1:{server.grpc_port}"
     with front(model, target=target) as url:
         answer = post(url, {"inputs": "a"})
-        health = httpx.get(f"{url}/health")
+        health = HTTP.get(f"{url}/health")
 
     assert (answer.status_code, answer.json()["error_type"]) == (503, "Unhealthy")
     assert health.status_code == 503

@@ -37,16 +37,17 @@ bodies = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """One connection for every example: a client per request would spend most of the time on its set-up."""
     base = model_folder(Path(tmp_path_factory.mktemp("fuzz")) / "bert")
-    with front(base, ScriptedServer(), max_client_batch_size=4) as served:
-        yield served
+    with front(base, ScriptedServer(), max_client_batch_size=4) as served, httpx.Client(base_url=served) as session:
+        yield session
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies)
-def test_any_body_gets_predictions_or_a_tei_error(url: str, body: bytes) -> None:
-    answer = httpx.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"}, timeout=10)
+def test_any_body_gets_predictions_or_a_tei_error(client: httpx.Client, body: bytes) -> None:
+    answer = client.post("/predict", content=body, headers={"Content-Type": "application/json"}, timeout=10)
 
     assert answer.status_code in {200, 400, 422}
     document = answer.json()
