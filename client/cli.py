@@ -29,7 +29,17 @@ from client.load import LoadPlan, LoadRunner
 from client.pricing import ON_DEMAND_USD_PER_HOUR, PRICE_TABLE_DATE, PRICE_TABLE_REGION
 from client.report import Cost, RunReport, RunSettings, json_line, plot, render_table
 from client.stats import Summary, cost_per_million, summarize
-from client.transport import API_KSERVE, API_TFSERVING, APIS, RequestFailed, Transport, one_line, open_transport
+from client.text import API_KEY_VARIABLE, TextTransport, text_body
+from client.transport import (
+    API_KSERVE,
+    API_TEXT,
+    API_TFSERVING,
+    APIS,
+    RequestFailed,
+    Transport,
+    one_line,
+    open_transport,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_AFTER_S = 1.0
@@ -79,14 +89,25 @@ SERVING_STATES = ("AVAILABLE", READY)
 
 def _common(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--target", type=_target, help="HOST:PORT of TF Serving (gRPC or REST port)")
+    where.add_argument("--target", type=_target, help="HOST:PORT of the server (gRPC, REST or text port)")
     where.add_argument("--stack", help="read the endpoint from this deployed CloudFormation stack's outputs")
     parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
     parser.add_argument(
         "--api",
         choices=APIS,
         default=None,
-        help="tfserving (TF Serving's API) or kserve (KServe v2, Triton); default: the stack's, else tfserving",
+        help="tfserving (TF Serving's API), kserve (KServe v2, Triton) or text (the text API: TEI's, over HTTP, "
+        f"key from ${API_KEY_VARIABLE}); default: the stack's, else tfserving",
+    )
+    parser.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="connect over TLS (default: as the stack's TensorTls and TextUrl say, else no)",
+    )
+    parser.add_argument(
+        "--host",
+        help="with --stack: connect to this DNS name (the certificate's) instead of the load balancer's own",
     )
     parser.add_argument("--model", default=None, help="model name (default: the stack's, else bert)")
     parser.add_argument("--timeout", type=_positive_float, default=10.0, help="per-request timeout, seconds")
@@ -127,7 +148,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     return load, status
 
 
-def _inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BertInputs:
+def _inputs(args: argparse.Namespace, parser: argparse.ArgumentParser, *, text_api: bool = False) -> BertInputs:
+    """The tensors a tensor API is sent; the text API is sent the text itself (the front tokenizes), so
+    it needs no tokenizer and its tensors only size the report."""
+    if text_api:
+        if args.text_pair is not None and args.text is None:
+            parser.error("--text-pair needs --text")
+        return zero_inputs(args.batch, args.seq_len)
     if args.text is None:
         if args.text_pair is not None:
             parser.error("--text-pair needs --text")
@@ -193,20 +220,38 @@ async def _run_with_progress(runner: LoadRunner, plan: LoadPlan, show: bool) -> 
 @dataclass(frozen=True)
 class Destination:
     target: str
+    """HOST:PORT, or for the text API its base URL."""
     model: str
     api: str
     instance_type: str | None
+    tls: bool = False
 
 
 def _destination(args: argparse.Namespace) -> Destination:
     """Target, model, API and instance type: from the arguments, filled in from ``--stack`` when given."""
     target, model, api, instance_type = args.target, args.model, args.api, getattr(args, "instance_type", None)
+    tls = bool(args.tls)
     if args.stack:
         found = endpoint.resolve(args.stack, model=model)
-        target, model = found.target(args.protocol), model or found.model
+        model = model or found.model
         api = api or found.api
         instance_type = instance_type or found.instance_type
-    return Destination(target, model or "bert", api or API_TFSERVING, instance_type)
+        if api == API_TEXT:
+            if found.text_url is None:
+                raise endpoint.EndpointNotFound(f"stack {args.stack!r} has no text API (TextUrl): the rtd layout")
+            scheme, _, rest = found.text_url.partition("://")
+            host, _, port = rest.rpartition(":")
+            tls = scheme == "https" if args.tls is None else args.tls
+            return Destination(
+                f"{'https' if tls else 'http'}://{args.host or host}:{port}", model, api, instance_type, tls
+            )
+        tls = found.tensor_tls if args.tls is None else args.tls
+        target = found.target(args.protocol)
+        if args.host:
+            target = f"{args.host}:{target.rpartition(':')[2]}"
+    elif api == API_TEXT:
+        target = f"{'https' if tls else 'http'}://{target}"
+    return Destination(target, model or "bert", api or API_TFSERVING, instance_type, tls)
 
 
 async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -223,17 +268,28 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         rate=args.rate,
         warmup=args.warmup,
     )
-    inputs = _inputs(args, parser)
-    transport = open_transport(
-        args.protocol,
-        target,
-        model=model,
-        signature=args.signature,
-        inputs=inputs,
-        timeout=args.timeout,
-        concurrency=plan.concurrency or 64,
-        api=destination.api,
-    )
+    inputs = _inputs(args, parser, text_api=destination.api == API_TEXT)
+    transport: Transport
+    if destination.api == API_TEXT:
+        transport = TextTransport(
+            target,
+            body=text_body(args.text, args.text_pair, args.batch),
+            batch=args.batch,
+            timeout=args.timeout,
+            connections=plan.concurrency or 64,
+        )
+    else:
+        transport = open_transport(
+            args.protocol,
+            target,
+            model=model,
+            signature=args.signature,
+            inputs=inputs,
+            timeout=args.timeout,
+            concurrency=plan.concurrency or 64,
+            api=destination.api,
+            tls=destination.tls,
+        )
     runner = LoadRunner(transport, plan)
     console = Console()
     try:
@@ -259,7 +315,7 @@ async def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             concurrency=plan.concurrency,
             rate=plan.rate,
             timeout=args.timeout,
-            inputs="text" if args.text else "zeros",
+            inputs="text" if args.text or destination.api == API_TEXT else "zeros",
         ),
         summary=summary,
         cost=_cost(args.hourly_price, instance_type, summary),
@@ -297,15 +353,20 @@ async def _status(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     target, model = destination.target, destination.model
-    transport: Transport = open_transport(
-        args.protocol,
-        target,
-        model=model,
-        signature="",
-        inputs=zero_inputs(1, 1),
-        timeout=args.timeout,
-        concurrency=1,
-        api=destination.api,
+    transport: Transport = (
+        TextTransport(target, body=b"", batch=1, timeout=args.timeout, connections=1)
+        if destination.api == API_TEXT
+        else open_transport(
+            args.protocol,
+            target,
+            model=model,
+            signature="",
+            inputs=zero_inputs(1, 1),
+            timeout=args.timeout,
+            concurrency=1,
+            api=destination.api,
+            tls=destination.tls,
+        )
     )
     try:
         versions = await transport.model_status()
@@ -316,7 +377,8 @@ async def _status(args: argparse.Namespace) -> int:
         await transport.close()
     for version, state in versions:
         # KServe's readiness is the model's, not a version's
-        print(f"{model}: {state}" if destination.api == API_KSERVE else f"{model} version {version}: {state}")
+        readiness = destination.api in (API_KSERVE, API_TEXT)
+        print(f"{model}: {state}" if readiness else f"{model} version {version}: {state}")
     available = any(state in SERVING_STATES for _, state in versions)
     return EXIT_OK if available else EXIT_FAILED
 
@@ -332,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot is not None:
         _check_writable(args.plot, load_parser)
     if args.concurrency is not None:
-        args.concurrency = _held_concurrency(args.concurrency, _measured_requests(args), args.protocol, load_parser)
+        protocol = "rest" if args.api == API_TEXT else args.protocol  # the text API: a connection per caller
+        args.concurrency = _held_concurrency(args.concurrency, _measured_requests(args), protocol, load_parser)
     return asyncio.run(_load(args, load_parser))
 
 

@@ -23,6 +23,10 @@ class StackEndpoint:
     api: str
     """The API the stack's server speaks (the ServerApi output; stacks from before it speak TF Serving's)."""
     cluster: str | None = None
+    text_url: str | None = None
+    """The text API's base URL (the TextUrl output), where the stack's tasks have a text front."""
+    tensor_tls: bool = False
+    """The gRPC and REST ports terminate TLS (the TensorTls output)."""
 
     def target(self, protocol: str) -> str:
         return f"{self.host}:{self.grpc_port if protocol == 'grpc' else self.rest_port}"
@@ -59,7 +63,7 @@ def _models(outputs: dict[str, str]) -> list[dict[str, str]]:
         found.append(
             {
                 key: outputs[keys.model_output(key, index)]
-                for key in keys.PER_MODEL
+                for key in (*keys.PER_MODEL, keys.TEXT_URL)
                 if keys.model_output(key, index) in outputs
             }
         )
@@ -121,4 +125,6 @@ def resolve(
         instance_type=outputs.get(keys.INSTANCE_TYPE),
         api=outputs.get(keys.SERVER_API, "tfserving"),
         cluster=outputs.get(keys.CLUSTER_NAME),
+        text_url=chosen.get(keys.TEXT_URL),
+        tensor_tls=outputs.get(keys.TENSOR_TLS) == "true",
     )

@@ -52,7 +52,9 @@ def infer_body(inputs: BertInputs) -> dict[str, Any]:
 class KServeGrpcTransport(GrpcChannels):
     """``GRPCInferenceService/ModelInfer`` over one or more HTTP/2 channels, used round-robin."""
 
-    def __init__(self, target: str, *, model: str, inputs: BertInputs, timeout: float, channels: int = 1) -> None:
+    def __init__(
+        self, target: str, *, model: str, inputs: BertInputs, timeout: float, channels: int = 1, tls: bool = False
+    ) -> None:
         super().__init__(
             target,
             method=INFER_METHOD,
@@ -60,6 +62,7 @@ class KServeGrpcTransport(GrpcChannels):
             response_type=ModelInferResponse,
             timeout=timeout,
             channels=channels,
+            tls=tls,
         )
         self._model = model
 
@@ -79,9 +82,13 @@ class KServeGrpcTransport(GrpcChannels):
 class KServeRestTransport(RestTransport):
     """``POST /v2/models/<model>/infer`` and ``GET /v2/models/<model>/ready`` over keep-alive HTTP/1.1."""
 
-    def __init__(self, target: str, *, model: str, inputs: BertInputs, timeout: float, connections: int) -> None:
-        super().__init__(target, model=model, signature="", inputs=inputs, timeout=timeout, connections=connections)
-        base = f"http://{target}/v2/models/{model}"
+    def __init__(
+        self, target: str, *, model: str, inputs: BertInputs, timeout: float, connections: int, tls: bool = False
+    ) -> None:
+        super().__init__(
+            target, model=model, signature="", inputs=None, timeout=timeout, connections=connections, tls=tls
+        )
+        base = f"{'https' if tls else 'http'}://{target}/v2/models/{model}"
         self._predict_url = f"{base}/infer"
         self._status_url = f"{base}/ready"
         self._payload = json.dumps(infer_body(inputs), separators=(",", ":")).encode()

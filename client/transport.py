@@ -88,7 +88,15 @@ class GrpcChannels:
     """
 
     def __init__(
-        self, target: str, *, method: str, payload: bytes, response_type: Any, timeout: float, channels: int
+        self,
+        target: str,
+        *,
+        method: str,
+        payload: bytes,
+        response_type: Any,
+        timeout: float,
+        channels: int,
+        tls: bool = False,
     ) -> None:
         self._timeout = timeout
         self._payload = payload
@@ -98,7 +106,13 @@ class GrpcChannels:
             # Separate channels must not share one subchannel, or they share one connection.
             ("grpc.use_local_subchannel_pool", 1),
         ]
-        self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(max(1, channels))]
+        # TLS (a load balancer with certificateArn) checks the server's name against the system's CAs.
+        self._channels = [
+            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+            if tls
+            else grpc.aio.insecure_channel(target, options=options)
+            for _ in range(max(1, channels))
+        ]
         self._calls = [
             # Raw bytes both ways: the request is encoded once, and a response that does not parse
             # becomes BAD_RESPONSE here rather than a logged traceback inside grpc.
@@ -128,7 +142,15 @@ class GrpcTransport(GrpcChannels):
     """``PredictionService/Predict`` over one or more HTTP/2 channels, used round-robin."""
 
     def __init__(
-        self, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, channels: int = 1
+        self,
+        target: str,
+        *,
+        model: str,
+        signature: str,
+        inputs: BertInputs,
+        timeout: float,
+        channels: int = 1,
+        tls: bool = False,
     ) -> None:
         super().__init__(
             target,
@@ -137,6 +159,7 @@ class GrpcTransport(GrpcChannels):
             response_type=PredictResponse,
             timeout=timeout,
             channels=channels,
+            tls=tls,
         )
         self._model = model
 
@@ -169,15 +192,26 @@ class RestTransport:
     """``POST /v1/models/<model>:predict`` in the column (``inputs``) form, over keep-alive HTTP/1.1."""
 
     def __init__(
-        self, target: str, *, model: str, signature: str, inputs: BertInputs, timeout: float, connections: int
+        self,
+        target: str,
+        *,
+        model: str,
+        signature: str,
+        inputs: BertInputs | None,
+        timeout: float,
+        connections: int,
+        tls: bool = False,
     ) -> None:
-        base = f"http://{target}/v1/models/{model}"
+        base = f"{'https' if tls else 'http'}://{target}/v1/models/{model}"
         self._predict_url = f"{base}:predict"
         self._status_url = base
-        body: dict[str, Any] = {"inputs": {name: array.tolist() for name, array in inputs.tensors.items()}}
-        if signature:
-            body["signature_name"] = signature
-        self._payload = json.dumps(body, separators=(",", ":")).encode()
+        self._headers = {"Content-Type": "application/json"}
+        self._payload = b""
+        if inputs is not None:
+            body: dict[str, Any] = {"inputs": {name: array.tolist() for name, array in inputs.tensors.items()}}
+            if signature:
+                body["signature_name"] = signature
+            self._payload = json.dumps(body, separators=(",", ":")).encode()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
@@ -195,7 +229,7 @@ class RestTransport:
                 method,
                 url,
                 data=self._payload if method == "POST" else None,
-                headers={"Content-Type": "application/json"},
+                headers=self._headers,
             ) as response:
                 body = await response.read()
                 if response.status not in accepted:
@@ -237,8 +271,9 @@ class RestTransport:
             await self._session.close()
 
 
-API_TFSERVING, API_KSERVE = "tfserving", "kserve"
-APIS = (API_TFSERVING, API_KSERVE)
+API_TFSERVING, API_KSERVE, API_TEXT = "tfserving", "kserve", "text"
+TENSOR_APIS = (API_TFSERVING, API_KSERVE)
+APIS = (*TENSOR_APIS, API_TEXT)
 
 
 def open_transport(
@@ -251,22 +286,32 @@ def open_transport(
     timeout: float,
     concurrency: int,
     api: str = API_TFSERVING,
+    tls: bool = False,
 ) -> Transport:
-    """TF Serving's API (Predict) or KServe v2's (ModelInfer, Triton), over gRPC or REST."""
+    """TF Serving's API (Predict) or KServe v2's (ModelInfer, Triton), over gRPC or REST, with TLS when
+    the load balancer terminates it. (The text API has its own transport, client/text.py.)"""
     if api == API_KSERVE:
         from client.kserve import KServeGrpcTransport, KServeRestTransport  # noqa: PLC0415  (kserve imports this module)
 
         if protocol == "grpc":
             return KServeGrpcTransport(
-                target, model=model, inputs=inputs, timeout=timeout, channels=channels_for(concurrency)
+                target, model=model, inputs=inputs, timeout=timeout, channels=channels_for(concurrency), tls=tls
             )
-        return KServeRestTransport(target, model=model, inputs=inputs, timeout=timeout, connections=concurrency)
+        return KServeRestTransport(
+            target, model=model, inputs=inputs, timeout=timeout, connections=concurrency, tls=tls
+        )
     if protocol == "grpc":
         return GrpcTransport(
-            target, model=model, signature=signature, inputs=inputs, timeout=timeout, channels=channels_for(concurrency)
+            target,
+            model=model,
+            signature=signature,
+            inputs=inputs,
+            timeout=timeout,
+            channels=channels_for(concurrency),
+            tls=tls,
         )
     return RestTransport(
-        target, model=model, signature=signature, inputs=inputs, timeout=timeout, connections=concurrency
+        target, model=model, signature=signature, inputs=inputs, timeout=timeout, connections=concurrency, tls=tls
     )
 
 

@@ -4,7 +4,9 @@ Two questions. With a fixed 20 ms model time, how close does the client come to 
 at concurrency C is C / 20 ms? And with zero model time, what does one request cost the client
 and the stand-in together (the floor under every latency the client reports), beside the
 walk-through's naive client (a loop of blocking ``Predict`` calls, timed one by one) on the same
-stand-in in the same run?
+stand-in in the same run? And the text front (its own process, in front of the same stand-in): its
+throughput at concurrency 16 beside the client's own gRPC, the p50 it adds at concurrency 1 for a
+pair truncated to 128 tokens, and its CPU per 1,000 requests.
 
 The stand-in runs in its own process, so client and server do not share an interpreter. Each
 figure comes from the real command line (``python -m client ... --json``).
@@ -14,13 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from tools.text_fixture import WORDS, model_folder
 
 MODEL_TIME_MS = 20.0
 CONCURRENCIES = (1, 4, 16, 64)
@@ -37,6 +45,52 @@ def stand_in(model_time_ms: float) -> Iterator[dict[str, int]]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+TEXT_CONCURRENCY = 16
+TEXT_SEQUENCE_LENGTH = 128
+# Long enough that the pair is truncated to the compiled 128 tokens, as a real paragraph pair would be.
+LONG_TEXT = " ".join(WORDS[index % len(WORDS)] for index in range(100))
+
+
+@contextmanager
+def text_front(grpc_port: int, port: int) -> Iterator[int]:
+    """The front (make text-local) in its own process against the stand-in's gRPC; yields its pid."""
+    with tempfile.TemporaryDirectory() as scratch:
+        base = model_folder(Path(scratch) / "bert", sequence_length=TEXT_SEQUENCE_LENGTH)
+        command = [sys.executable, "-m", "tools.text_local", "--model", str(base), "--port", str(port)]
+        front = subprocess.Popen(
+            [*command, "--model-server", f"127.0.0.1:{grpc_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                        break
+                except OSError:
+                    if front.poll() is not None:
+                        said = front.stderr.read().decode() if front.stderr else ""
+                        raise RuntimeError(f"the text front stopped: {said}") from None
+                    time.sleep(0.1)
+            yield front.pid
+        finally:
+            front.terminate()
+            front.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU of a process so far (/proc/<pid>/stat, fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def run_client(port: int, protocol: str, *arguments: str) -> dict[str, Any]:
@@ -116,6 +170,42 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\nThe walk-through's naive gRPC client on the same stand-in: p50 {naive:.3f} ms; this client's p50 is "
         f"{client_p50 / naive:.2f} of it"
+    )
+    text_api(args.duration, args.overhead_requests)
+
+
+def text_api(duration: float, overhead_requests: int) -> None:
+    """The front against the client's own gRPC, on the same stand-in."""
+    print(f"\nThe text front, {TEXT_SEQUENCE_LENGTH}-token pair\n")
+    print("| path | model time ms | concurrency | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
+    pair = ("--text", LONG_TEXT, "--text-pair", LONG_TEXT)
+    results: dict[tuple[str, float], dict[str, Any]] = {}
+    for model_time, concurrency, requests in ((MODEL_TIME_MS, TEXT_CONCURRENCY, None), (0.0, 1, overhead_requests)):
+        amount = ("--duration", str(duration)) if requests is None else ("--requests", str(requests))
+        load = ("--concurrency", str(concurrency), "--warmup", str(max(200 if requests else 0, 4 * concurrency)))
+        with stand_in(model_time) as ports:
+            direct = run_client(ports["grpc"], "grpc", "--seq-len", str(TEXT_SEQUENCE_LENGTH), *load, *amount)
+            port = free_port()
+            with text_front(ports["grpc"], port) as pid:
+                started = cpu_seconds(pid)
+                through = run_client(port, "grpc", "--api", "text", *pair, *load, *amount)
+                cpu_per_1000 = (cpu_seconds(pid) - started) / (through["requests"] + int(load[3])) * 1000
+        results[("direct", model_time)], results[("text", model_time)] = direct, through
+        for name, figures in (("client -> gRPC", direct), ("client -> text front -> gRPC", through)):
+            latency = figures["latency_ms"]
+            print(
+                f"| {name} | {model_time:.0f} | {concurrency} | {figures['throughput_rps']:.1f} "
+                f"| {latency['p50']:.3f} | {latency['p99']:.3f} |",
+                flush=True,
+            )
+        if requests is not None:
+            print(f"\nThe front's CPU: {cpu_per_1000:.2f} s per 1,000 requests (user + system, /proc)")
+    ratio = results[("text", MODEL_TIME_MS)]["throughput_rps"] / results[("direct", MODEL_TIME_MS)]["throughput_rps"]
+    added = results[("text", 0.0)]["latency_ms"]["p50"] - results[("direct", 0.0)]["latency_ms"]["p50"]
+    print(
+        f"Throughput through the front at concurrency {TEXT_CONCURRENCY}, {MODEL_TIME_MS:.0f} ms model time: "
+        f"{ratio:.2f} of the client's own gRPC; p50 added at concurrency 1: {added:.3f} ms"
     )
 
 

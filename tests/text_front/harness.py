@@ -4,7 +4,6 @@ itself served by uvicorn on loopback, against the stand-in or a model server dou
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -14,38 +13,11 @@ from typing import Any
 
 import numpy as np
 import uvicorn
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-from components.model_server.runtime.model_signature import BUILD_RECORD, LABELS_FILE, TOKENIZER_DIR
 from components.text_front.runtime.backend import BackendFailed, BackendUnavailable, ModelServer, connect
 from components.text_front.runtime.front import FrontSettings, TextFront
 from components.text_front.runtime.model_files import load_model_files
-
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ["the", "company", "said", "profits", "rose", "went", "up", "firm", "shares", "fell", ",", "."]
-LABELS = {"0": "not_equivalent", "1": "equivalent"}
-
-
-def bert_tokenizer() -> Tokenizer:
-    """A BERT-style WordPiece tokenizer (lower-casing, [CLS] a [SEP] b [SEP]) over a small vocabulary."""
-    vocabulary = {token: index for index, token in enumerate([*SPECIAL, *WORDS])}
-    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
-    return tokenizer
-
-
-def model_folder(base: Path, *, sequence_length: int = 16, labels: Mapping[str, str] | None = LABELS) -> Path:
-    """``base/1`` as `make model` writes it, less the model: tokenizer, labels, build record."""
-    version = base / "1"
-    (version / TOKENIZER_DIR).mkdir(parents=True)
-    bert_tokenizer().save(str(version / TOKENIZER_DIR / "tokenizer.json"))
-    record = {"family": "cpu", "server": "tfserving", "batch": 1, "sequenceLength": sequence_length}
-    (version / BUILD_RECORD).write_text(json.dumps({**record, "checkpoint": "test/bert-mrpc", "tiny": True}))
-    if labels is not None:
-        (version / LABELS_FILE).write_text(json.dumps({"id2label": dict(labels)}))
-    return base
+from tools.text_fixture import LABELS, SPECIAL, WORDS, bert_tokenizer, model_folder
 
 
 class ScriptedServer(ModelServer):
@@ -130,4 +102,15 @@ def front(
         yield url
 
 
-__all__ = ["BackendFailed", "BackendUnavailable", "ScriptedServer", "front", "model_folder", "serving"]
+__all__ = [
+    "LABELS",
+    "SPECIAL",
+    "WORDS",
+    "BackendFailed",
+    "BackendUnavailable",
+    "ScriptedServer",
+    "bert_tokenizer",
+    "front",
+    "model_folder",
+    "serving",
+]
