@@ -106,7 +106,7 @@ class ServedModel(Construct):
             own_instances=profile.own_instances,
             security_group=platform.task_security_group,
         )
-        target_groups = platform.endpoint.serve(
+        self.target_groups = target_groups = platform.endpoint.serve(
             self,
             self.inference.service,
             model=model,

@@ -343,7 +343,7 @@ def _ami_release(value: object, ami_id: str | None) -> str:
     return written or DEFAULT_AMI_RELEASE
 
 
-def _cdks_own(key: str) -> bool:
+def cdks_own(key: str) -> bool:
     """Context keys the CDK itself reads or writes: feature flags (``@aws-cdk/...``), ``aws:``/``aws-cdk:`` and
     ``cdk...`` keys, ``acknowledged-issue-numbers``, and the lookups' cached results (``<kind>:account=...``)."""
     return key.startswith(("@", "aws:", "aws-cdk:", "cdk")) or ":" in key or key == "acknowledged-issue-numbers"
@@ -355,7 +355,7 @@ def check_setting_names(keys: Iterable[str]) -> None:
     A misspelt ``-c instancetype=inf2.xlarge`` would otherwise be ignored and the default deployed.
     """
     for key in sorted(keys):
-        if key in SETTING_KEYS or _cdks_own(key):
+        if key in SETTING_KEYS or cdks_own(key):
             continue
         by_case = [name for name in SETTING_KEYS if name.lower() == key.lower()]
         closest = by_case or difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.6)

@@ -59,6 +59,7 @@ class BertInferenceStack(Stack):
             flow_log_retention_days=settings.log_retention_days,
         )
         cluster = ecs.Cluster(self, "Cluster", vpc=network.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
+        self.cluster = cluster
         notifications = NotificationsTopic(self, "Notifications").topic
 
         capacity: InferentiaCapacity | ManagedInferentiaCapacity
@@ -156,6 +157,8 @@ class BertInferenceStack(Stack):
             )
             for index, model in enumerate(settings.models)
         ]
+        self.served = served
+        """Each model's service, task and listeners (what tests/integ asserts on)."""
         # Parked (desiredCount 0): the range [0, 0] stops every task at once and keeps them stopped.
         FleetScaling(
             self,
