@@ -108,6 +108,55 @@ def client(*arguments: str) -> dict[str, object]:
     return report
 
 
+def text_through_the_front(model: Path, grpc_port: int) -> None:
+    """The text front (make text-local) in front of this Triton over KServe gRPC: a pair's labels, then
+    the client's text API load through it."""
+    port = _free_port()
+    command = [sys.executable, "-m", "tools.text_local", "--model", str(model), "--model-name", MODEL]
+    front = subprocess.Popen(
+        [*command, "--model-server", f"127.0.0.1:{grpc_port}", "--server-api", "kserve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.perf_counter() + READY_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                if front.poll() is not None or time.perf_counter() > deadline:
+                    raise CheckFailed(
+                        f"the text front did not become healthy: {front.stderr.read() if front.stderr else ''}"
+                    )
+                time.sleep(0.2)
+        body = json.dumps({"inputs": ["The company said profit rose.", "Profit went up, the firm said."]}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            labels = [item["label"] for item in json.loads(answer.read())]
+        report = _run(
+            [
+                *(sys.executable, "-m", "client", "--api", "text", "--target", f"127.0.0.1:{port}"),
+                *("--requests", "200", "--concurrency", "4", "--warmup", "5", "--json"),
+            ],
+            cwd=ROOT,
+        )
+        figures = json.loads(report.stdout.strip().splitlines()[-1])
+        if figures["errors"] or len(labels) != 2:
+            raise CheckFailed(f"text front: {figures['errors_by_code']}, labels {labels}")
+        print(
+            f"text front over KServe gRPC: labels {labels}; {figures['requests']} requests, 0 errors, "
+            f"{figures['throughput_rps']} req/s, p50 {figures['latency_ms']['p50']} ms"
+        )
+    finally:
+        front.terminate()
+        front.wait(timeout=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.triton_check", description=__doc__.splitlines()[0])
     parser.add_argument("--triton-venv", type=Path, required=True)
@@ -167,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"{protocol} batch {batch}: {report['requests']} requests, 0 errors, "
                             f"{report['inferences_per_s']} inferences/s, p50 {latency['p50']} ms"
                         )
+                text_through_the_front(Path(workdir) / "model", grpc_port)
                 from components.neuron_monitor.runtime.triton_emf import totals  # noqa: PLC0415  (the sidecar's)
 
                 with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
