@@ -128,9 +128,8 @@ def text_through_the_front(model: Path, grpc_port: int) -> None:
                     break
             except OSError:
                 if front.poll() is not None or time.perf_counter() > deadline:
-                    raise CheckFailed(
-                        f"the text front did not become healthy: {front.stderr.read() if front.stderr else ''}"
-                    )
+                    said = front.stderr.read() if front.stderr else ""
+                    raise CheckFailed(f"the text front did not become healthy: {said}") from None
                 time.sleep(0.2)
         body = json.dumps({"inputs": ["The company said profit rose.", "Profit went up, the firm said."]}).encode()
         request = urllib.request.Request(
