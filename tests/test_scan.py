@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from tools.scan import ROOT, compare_with_baseline, shipped_files
@@ -34,9 +35,19 @@ def test_an_entry_needs_a_reason_a_reviewer_could_accept() -> None:
 def test_every_dockerfile_script_and_workflow_is_scanned() -> None:
     files = shipped_files()
 
+    # Every file of the project's, committed or new, that git does not ignore (cdk.out's staged copies,
+    # the venvs and node_modules are ignored).
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    project = {ROOT / name for name in listed}
+
     def ours(path: Path) -> bool:
-        parts = path.relative_to(ROOT).parts
-        return "node_modules" not in parts and not any(part.startswith(".") for part in parts[:-1])
+        return path in project
 
     assert set(files["dockerfiles"]) == {
         path for path in ROOT.rglob("Dockerfile*") if ours(path) and not path.name.endswith(".dockerignore")
