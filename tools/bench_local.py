@@ -6,7 +6,7 @@ and the stand-in together (the floor under every latency the client reports), be
 walk-through's naive client (a loop of blocking ``Predict`` calls, timed one by one) on the same
 stand-in in the same run? And the text front (its own process, in front of the same stand-in): its
 throughput at concurrency 16 beside the client's own gRPC, the p50 it adds at concurrency 1 for a
-pair truncated to 128 tokens, and its CPU per 1,000 requests.
+pair of 128 tokens, and its CPU per 1,000 requests.
 
 The stand-in runs in its own process, so client and server do not share an interpreter. Each
 figure comes from the real command line (``python -m client ... --json``).
@@ -49,8 +49,10 @@ def stand_in(model_time_ms: float) -> Iterator[dict[str, int]]:
 
 TEXT_CONCURRENCY = 16
 TEXT_SEQUENCE_LENGTH = 128
-# Long enough that the pair is truncated to the compiled 128 tokens, as a real paragraph pair would be.
-LONG_TEXT = " ".join(WORDS[index % len(WORDS)] for index in range(100))
+# A pair of exactly 128 tokens with [CLS] and two [SEP]s (each fixture word is one token): the compiled
+# length filled, nothing truncated.
+FIRST_TEXT = " ".join(WORDS[index % len(WORDS)] for index in range(62))
+SECOND_TEXT = " ".join(WORDS[(index + 5) % len(WORDS)] for index in range(63))
 
 
 @contextmanager
@@ -179,7 +181,7 @@ def text_api(duration: float, overhead_requests: int) -> None:
     print(f"\nThe text front, {TEXT_SEQUENCE_LENGTH}-token pair\n")
     print("| path | model time ms | concurrency | req/s | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
-    pair = ("--text", LONG_TEXT, "--text-pair", LONG_TEXT)
+    pair = ("--text", FIRST_TEXT, "--text-pair", SECOND_TEXT)
     results: dict[tuple[str, float], dict[str, Any]] = {}
     for model_time, concurrency, requests in ((MODEL_TIME_MS, TEXT_CONCURRENCY, None), (0.0, 1, overhead_requests)):
         amount = ("--duration", str(duration)) if requests is None else ("--requests", str(requests))
