@@ -119,21 +119,3 @@ def _synthesize(variant: str) -> Synthesized:
 def synth() -> Callable[[str], Synthesized]:
     """Returns the synthesized variant by name, building each at most once per session."""
     return _synthesize
-
-
-# Two halves of the variants, one per worker (pytest-xdist's --dist loadgroup).
-SECOND_HALF = frozenset({"split", "managed", "triton-multi", "multi"})
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that read synthesized variants run on the worker that holds them (``--dist loadgroup``): each
-    worker would otherwise synthesize every variant itself, the suite's largest cost. A test
-    parametrized by variant goes with its half; one that names its variants inside goes with the first;
-    tests that need no synthesis go wherever a worker is free."""
-    for item in items:
-        if "synth" not in getattr(item, "fixturenames", ()):
-            continue
-        callspec = getattr(item, "callspec", None)
-        variant = callspec.params.get("variant") if callspec else None
-        half = "second" if variant in SECOND_HALF else "first"
-        item.add_marker(pytest.mark.xdist_group(f"synthesized-{half}"))
