@@ -26,7 +26,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from tests.integ.integ_endpoint import build
 from tests.paths import ROOT
 from tools import integ
-from tools.integ_aws import leftovers, neuron_metric_dimensions
+from tools.integ_aws import leftovers, neuron_metric_dimensions, remaining_stacks
 from tools.integ_plan import TAG_KEY, IntegPlan
 
 PLAN = IntegPlan(run_id="t1", family="inf1", spot=False, model_s3_uri="s3://models/bert", bench_seconds=10)
@@ -261,7 +261,7 @@ def test_metrics_are_asked_for_the_clusters_neuroncore_series() -> None:
 def integ_app() -> tuple[Template, Template, Any]:
     app, stack, _ = build({"INTEG_RUN_ID": "snapshot"})
     (assertions,) = [
-        found for found in app.node.find_all() if isinstance(found, cdk.Stack) and "DeployAssert" in found.node.id
+        found for found in app.node.children if isinstance(found, cdk.Stack) and found.node.id.endswith("-Assertions")
     ]
     return Template.from_stack(stack), Template.from_stack(assertions), stack
 
@@ -358,3 +358,24 @@ def test_the_ci_roles_policy_allows_every_call_the_run_makes() -> None:
     # "*" only for actions with no resource-level permissions, or where a condition narrows it
     unscoped = [st for st in policy["Statement"] if st["Resource"] == "*" and "Condition" not in st]
     assert {action for st in unscoped for action in st["Action"]} <= {"cloudwatch:ListMetrics", "tag:GetResources"}
+
+
+def test_the_assertion_stack_is_named_after_the_run(integ_app: tuple[Template, Template, Any]) -> None:
+    app, _, _ = build({"INTEG_RUN_ID": "r2"})
+
+    names = sorted(found.stack_name for found in app.node.children if isinstance(found, cdk.Stack))
+
+    assert names == ["BertInteg-r2", "BertInteg-r2-Assertions"]
+
+
+def test_a_stack_still_there_after_the_destroy_is_left_over() -> None:
+    cloudformation = _client("cloudformation")
+    with Stubber(cloudformation) as stub:
+        stub.add_response(
+            "describe_stacks",
+            {"Stacks": [{"StackName": PLAN.stack_name, "StackStatus": "DELETE_FAILED", "CreationTime": "2026-12-01"}]},
+            {"StackName": PLAN.stack_name},
+        )
+        stub.add_client_error("describe_stacks", "ValidationError", "Stack does not exist", 400)
+
+        assert remaining_stacks(cloudformation, PLAN) == [f"stack {PLAN.stack_name} (DELETE_FAILED)"]

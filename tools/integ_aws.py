@@ -174,7 +174,10 @@ class AwsAccount:
         self._cdk("destroy", "--force")
 
     def leftovers(self, plan: IntegPlan) -> list[str]:
-        return leftovers(self.client("resourcegroupstaggingapi"), plan)
+        """The run's stacks that still exist, then whatever is still tagged with the run."""
+        return remaining_stacks(self.client("cloudformation"), plan) + leftovers(
+            self.client("resourcegroupstaggingapi"), plan
+        )
 
 
 def neuron_metric_dimensions(
@@ -191,6 +194,21 @@ def neuron_metric_dimensions(
         if attempt + 1 < tries:
             time.sleep(pause)
     return []
+
+
+def remaining_stacks(cloudformation: Any, plan: IntegPlan) -> list[str]:
+    """The run's two stacks unless CloudFormation no longer knows them (DescribeStacks by name raises a
+    ValidationError for a deleted stack) or reports them deleted."""
+    left = []
+    for name in (plan.stack_name, plan.assertion_stack_name):
+        try:
+            stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        except cloudformation.exceptions.ClientError:
+            continue
+        left += [
+            f"stack {name} ({stack['StackStatus']})" for stack in stacks if stack["StackStatus"] != "DELETE_COMPLETE"
+        ]
+    return left
 
 
 def leftovers(tagging: Any, plan: IntegPlan, *, tries: int = SWEEP_TRIES, pause: float = SWEEP_PAUSE_S) -> list[str]:

@@ -34,6 +34,10 @@ class IntegPlan:
         return f"BertInteg-{self.run_id}"
 
     @property
+    def assertion_stack_name(self) -> str:
+        return f"{self.stack_name}-Assertions"
+
+    @property
     def instance_type(self) -> str:
         return SMALLEST[self.family]
 

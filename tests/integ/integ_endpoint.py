@@ -38,16 +38,20 @@ def build(environ: Mapping[str, str]) -> tuple[cdk.App, cdk.Stack, integ.IntegTe
     kept = {key: value for key, value in GIVEN_CONTEXT.items() if key in SETTING_KEYS or cdks_own(key)}
     app = cdk.App(context={**kept, **cdk_context(), **plan.context()})
     stack = build_app(app)
-    for key, value in plan.tags().items():
-        cdk.Tags.of(stack).add(key, value)
     test = integ.IntegTest(
         app,
         "Integ",
         test_cases=[stack],
+        # Named after the run, so two runs in one account and region do not share it.
+        assertion_stack=cdk.Stack(app, plan.assertion_stack_name),
         # The images hold whatever model a developer built; their hashes are not the template's shape.
         diff_assets=False,
         stack_update_workflow=False,
     )
+    # Every stack of the run, the assertions' too (integ-tests' own resources take no tags: the run checks
+    # that both stacks are gone as well as sweeping by tag).
+    for key, value in plan.tags().items():
+        cdk.Tags.of(app).add(key, value)
     services = test.assertions.aws_api_call(
         "ECS",
         "describeServices",
