@@ -3,8 +3,8 @@
 `make integ` deploys this app (`tools/integ.py`), which puts the stack under its own name and tags on the
 family's smallest size, on-demand, with the model from S3, plus integ-tests-alpha's assertion stack: its
 custom resources wait, during the deploy, until the service runs its task and the load balancer calls
-every target of the text, gRPC and REST ports healthy. `make test` compares its synthesized snapshot
-(``integ_endpoint.py.snapshot``) with `integ-runner`, which needs no account.
+every target of the text, gRPC and REST ports healthy. `make test` holds a snapshot of both stacks'
+logical IDs and types (tests/test_integ.py), which needs no account.
 
 The run's variables (``INTEG_*``, tools/integ.py) have fixed defaults, so the snapshot does not move.
 """
@@ -17,11 +17,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# integ-runner runs this file from its own folder: the project's packages are two folders up.
+# Run as a script (`cdk --app`, or integ-runner), its own folder heads sys.path: the project's packages
+# are two folders up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-# integ-runner hands the app its own context, a key named "default" among its feature flags. The CDK's
-# node process reads it from the environment when aws_cdk is first imported, so it is taken out first;
-# main() keeps what the CDK or this project reads, and build_app's check of setting names still applies.
+# The CLI hands the app its context in the environment (integ-runner's has a key named "default" among
+# its feature flags). The CDK's node process reads it when aws_cdk is first imported, so it is taken out
+# first; build() keeps what the CDK or this project reads, and build_app's check of setting names holds.
 GIVEN_CONTEXT = json.loads(os.environ.pop("CDK_CONTEXT_JSON", "{}"))
 
 import aws_cdk as cdk  # noqa: E402
