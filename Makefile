@@ -32,7 +32,7 @@ TRITON_VENV := .triton-venv
 TRITON_STAMP := $(TRITON_VENV)/.installed
 
 .PHONY: help setup synth bootstrap diff deploy destroy aws-credentials service-roles test lint typecheck unit \
-	model-unit snapshot-update bench tunnel bench-local bench-synth text-local integ triton-check model model-check model-upload \
+	model-unit snapshot-update bench tunnel bench-local bench-synth text-local integ integ-destroy triton-check model model-check model-upload \
 	proto constraints clean
 
 help: ## This list.
@@ -132,6 +132,9 @@ snapshot-update: $(DEV_STAMP) ## Rewrite the template snapshots after a delibera
 # INTEG_FAMILY, INTEG_SPOT, INTEG_RUN_ID, INTEG_BENCH_SECONDS, INTEG_REPORT.
 integ: $(DEV_STAMP) $(NODE_STAMP) aws-credentials ## Deploy a disposable copy, check it, destroy it, report (needs AWS).
 	$(BIN)/python -m tools.integ
+
+integ-destroy: $(DEV_STAMP) $(NODE_STAMP) aws-credentials ## Destroy INTEG_RUN_ID's copy and sweep for leftovers (after a killed run).
+	$(BIN)/python -m tools.integ --destroy
 
 # Load a deployed server: make bench STACK=BertInferentia | TARGET=host:8500, and any client option in
 # BENCH_ARGS, e.g. BENCH_ARGS='--concurrency 8 --duration 30 --text "A sentence." --tokenizer components/model_server/model/1'

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from components.text_front.runtime import front_environment as front_env
 from config.hardware import InstanceSize
 from config.parsing import fail, integer, port, text
 from config.profile import RuntimeProfile
@@ -127,6 +128,7 @@ def parse_models(
         raise fail("textPort", text_port, "must differ from grpcPort and restPort")
     listed = _listed_models(raw("models"), size, profile, first_text_port=text_port)
     if not listed:
+        _front_port_free(profile, "grpcPort", grpc_port, "restPort", rest_port)
         return (
             ModelSettings(
                 name=name,
@@ -143,6 +145,21 @@ def parse_models(
     if integer("coresPerTask", raw("coresPerTask"), low=0, high=size.neuron_cores) or one_model_s3 is not None:
         raise fail("models", "[...]", "replaces coresPerTask and modelS3Uri: leave those at 0 and empty")
     return listed
+
+
+def _front_port_free(profile: RuntimeProfile, *keys_and_ports: object) -> None:
+    """With its own network interface (awsvpc: Managed Instances) a task's containers share one port space,
+    where the text front listens on its fixed container port: the server's ports must leave it free."""
+    if not (profile.text_front and profile.task_networking):
+        return
+    for key, number in zip(keys_and_ports[::2], keys_and_ports[1::2], strict=True):
+        if number == front_env.CONTAINER_PORT:
+            raise fail(
+                str(key),
+                number,
+                f"must not be {front_env.CONTAINER_PORT}: under Managed Instances the task's containers share "
+                "one network interface, where the text front listens on that port",
+            )
 
 
 @dataclass(frozen=True)
@@ -216,6 +233,14 @@ def _listed_models(
             "utilisation, and a CloudWatch metric-math alarm holds at most 10 metrics",
         )
     entries = [_model_entry(index, entry, size, profile, first_text_port) for index, entry in enumerate(value)]
+    _front_port_free(
+        profile,
+        *(
+            item
+            for index, entry in enumerate(entries)
+            for item in (f"models[{index}].grpcPort", entry.grpc_port, f"models[{index}].restPort", entry.rest_port)
+        ),
+    )
     names = [entry.name for entry in entries]
     if len(set(names)) != len(names):
         raise fail("models", names, "expected every model name once")

@@ -23,10 +23,10 @@ from botocore.stub import Stubber
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.integ.integ_endpoint import build
+from tests.integ.integ_endpoint import TARGET_HEALTH_ACTION, build
 from tests.paths import ROOT
 from tools import integ
-from tools.integ_aws import leftovers, neuron_metric_dimensions, remaining_stacks
+from tools.integ_aws import AwsAccount, leftovers, neuron_metric_dimensions, remaining_stacks
 from tools.integ_plan import TAG_KEY, IntegPlan
 
 PLAN = IntegPlan(run_id="t1", family="inf1", spot=False, model_s3_uri="s3://models/bert", bench_seconds=10)
@@ -142,6 +142,7 @@ def test_an_interrupted_run_destroys_sweeps_and_reports(
     monkeypatch.setattr("tools.aws_credentials.problem", lambda: None)
     monkeypatch.setenv("INTEG_MODEL_S3_URI", "s3://models/bert")
     monkeypatch.setenv("INTEG_REPORT", str(tmp_path))
+    before = signal.getsignal(signal.SIGTERM)
 
     code = integ.main([], account_factory=lambda plan: account)
 
@@ -149,7 +150,34 @@ def test_an_interrupted_run_destroys_sweeps_and_reports(
     assert account.calls[-3:] == ["tunnels closed", "destroy", "sweep"]
     assert "redeploy" not in account.calls
     assert report_of(tmp_path)["interrupted"] is True
-    assert signal.getsignal(signal.SIGTERM) is not None  # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_teardown_does_not_stop_it(tmp_path: Path, signum: int) -> None:
+    class SignalledDuringDestroy(FakeAccount):
+        def destroy(self, plan: IntegPlan) -> None:
+            self.calls.append("destroy")
+            os.kill(os.getpid(), signum)  # CI's second signal, while cdk destroy runs
+
+    account = SignalledDuringDestroy()
+
+    report = integ.run(PLAN, account, report_folder=tmp_path)
+
+    assert account.calls[-2:] == ["destroy", "sweep"]
+    assert report_of(tmp_path)["checks"][-1]["name"] == "nothing left (sweep by tag)"
+    assert report.passed
+
+
+def test_integ_destroy_does_the_teardown_alone_without_a_model_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    account = FakeAccount()
+    monkeypatch.setattr("tools.aws_credentials.problem", lambda: None)
+    monkeypatch.delenv("INTEG_MODEL_S3_URI", raising=False)
+
+    code = integ.main(["--destroy"], account_factory=lambda plan: account)
+
+    assert code == 0
+    assert account.calls == ["destroy", "sweep"]
 
 
 def test_something_left_after_the_destroy_fails_the_sweep(tmp_path: Path) -> None:
@@ -283,6 +311,22 @@ def test_the_copy_has_its_own_name_size_and_tag_and_is_on_demand(integ_app: tupl
     assert {"Key": TAG_KEY, "Value": "snapshot"} in cluster["Properties"]["Tags"]
 
 
+def test_the_health_waiters_may_call_elbs_own_iam_action(integ_app: tuple[Template, Template, Any]) -> None:
+    _, assertions, _ = integ_app
+    granted = {
+        action
+        for role in assertions.find_resources("AWS::IAM::Role").values()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    }
+
+    # integ-tests' own guess from the SDK's name is no IAM action; ELB's prefix is elasticloadbalancing
+    assert TARGET_HEALTH_ACTION in granted
+    assert TARGET_HEALTH_ACTION == "elasticloadbalancing:DescribeTargetHealth"
+    assert "ecs:DescribeServices" in granted
+
+
 def test_the_assertions_wait_for_the_task_and_every_targets_health(integ_app: tuple[Template, Template, Any]) -> None:
     _, assertions, _ = integ_app
     calls = assertions.find_resources("Custom::DeployAssert@SdkCallECSdescribeServices")
@@ -366,6 +410,26 @@ def test_the_assertion_stack_is_named_after_the_run(integ_app: tuple[Template, T
     names = sorted(found.stack_name for found in app.node.children if isinstance(found, cdk.Stack))
 
     assert names == ["BertInteg-r2", "BertInteg-r2-Assertions"]
+
+
+def test_a_stack_that_cannot_be_read_is_not_taken_for_gone() -> None:
+    cloudformation = _client("cloudformation")
+    with Stubber(cloudformation) as stub:
+        stub.add_client_error("describe_stacks", "AccessDenied", "not authorized", 403)
+
+        with pytest.raises(cloudformation.exceptions.ClientError):
+            remaining_stacks(cloudformation, PLAN)
+
+
+def test_the_tensor_checks_speak_the_stacks_server_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    account = AwsAccount(PLAN)
+    account.server_api = "kserve"  # Triton on Inf2, as the ServerApi output says
+
+    assert account.client_command("127.0.0.1:1", "--protocol", "grpc")[3:8] == [
+        "--target", "127.0.0.1:1", "--api", "kserve", "--json",
+    ]  # fmt: skip
+    assert account.client_command("127.0.0.1:3", "--api", "text").count("--api") == 1
 
 
 def test_a_stack_still_there_after_the_destroy_is_left_over() -> None:

@@ -286,6 +286,17 @@ def test_the_batch_limit_reaches_the_front(synth: SynthFn) -> None:
 # --- settings ------------------------------------------------------------------------------------
 
 
+def test_under_managed_instances_the_servers_ports_leave_the_fronts_free() -> None:
+    managed = {**CDK_JSON_CONTEXT, "capacity": "managedInstances", "instanceType": "inf2.xlarge"}
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**managed, "grpcPort": "8080", "textPort": "9000"}.get)
+
+    assert str(refused.value).startswith("Invalid setting 'grpcPort' = 8080: must not be 8080")
+    # in bridge mode each container has its own ports: the same setting is fine there
+    assert load_settings({**CDK_JSON_CONTEXT, "grpcPort": "8080", "textPort": "9000"}.get).models[0].grpc_port == 8080
+
+
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [

@@ -200,13 +200,31 @@ def run(plan: IntegPlan, account: Account, *, report_folder: Path) -> Report:
         report.checks.append(Check("deploy", False, f"{type(error).__name__}: {error}"[:300], "images; AMI; task"))
         print(f"FAIL  deploy: {error}", flush=True)
     finally:
-        report.checks.append(_timed("destroyed", "clean teardown", lambda: (_destroy(account, plan), "")))
-        report.checks.append(_timed("nothing left (sweep by tag)", "clean teardown", lambda: _swept(account, plan)))
-        report.seconds = time.monotonic() - started
-        hourly = ON_DEMAND_USD_PER_HOUR.get(plan.instance_type, 0.0) + NAT_AND_NLB_USD_PER_HOUR
-        report.cost_usd = hourly * report.seconds / 3600
-        report.write(report_folder)
+        with _signals_ignored():  # a second Ctrl-C, or CI's SIGTERM after its SIGINT, must not stop the teardown
+            report.checks.extend(teardown(plan, account))
+            report.seconds = time.monotonic() - started
+            hourly = ON_DEMAND_USD_PER_HOUR.get(plan.instance_type, 0.0) + NAT_AND_NLB_USD_PER_HOUR
+            report.cost_usd = hourly * report.seconds / 3600
+            report.write(report_folder)
     return report
+
+
+def teardown(plan: IntegPlan, account: Account) -> list[Check]:
+    """Destroy the run's stacks, then require that nothing of them is left."""
+    return [
+        _timed("destroyed", "clean teardown", lambda: (_destroy(account, plan), "")),
+        _timed("nothing left (sweep by tag)", "clean teardown", lambda: _swept(account, plan)),
+    ]
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _destroy(account: Account, plan: IntegPlan) -> bool:
@@ -243,9 +261,10 @@ def main(argv: list[str] | None = None, *, account_factory: Callable[[IntegPlan]
             file=sys.stderr,
         )
         return 1
+    destroying = (argv or [])[:1] == ["--destroy"]  # make integ-destroy: a run's teardown alone
     try:
         plan = IntegPlan.from_environment(os.environ)
-        if plan.model_s3_uri.startswith("s3://integ-model-bucket/"):
+        if not destroying and plan.model_s3_uri.startswith("s3://integ-model-bucket/"):
             raise IntegError(
                 "INTEG_MODEL_S3_URI is not set: build the model (make model) and upload it "
                 "(make model-upload S3=s3://bucket/prefix), then pass that URI"
@@ -258,6 +277,10 @@ def main(argv: list[str] | None = None, *, account_factory: Callable[[IntegPlan]
         from tools.integ_aws import AwsAccount  # noqa: PLC0415  (boto3, only for a real run)
 
         account_factory = AwsAccount
+    if destroying:
+        with _signals_ignored():
+            checks = teardown(plan, account_factory(plan))
+        return 0 if all(check.passed for check in checks) else 1
     with _terminate_as_interrupt():
         report = run(plan, account_factory(plan), report_folder=folder)
     print(f"report: {folder / 'integ-report.md'} ({'passed' if report.passed else 'FAILED'})")
@@ -265,4 +288,4 @@ def main(argv: list[str] | None = None, *, account_factory: Callable[[IntegPlan]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

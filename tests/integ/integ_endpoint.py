@@ -32,6 +32,8 @@ from app import build_app  # noqa: E402
 from config.settings import SETTING_KEYS, cdk_context, cdks_own  # noqa: E402
 from tools.integ_plan import IntegPlan  # noqa: E402
 
+TARGET_HEALTH_ACTION = "elasticloadbalancing:DescribeTargetHealth"
+
 
 def build(environ: Mapping[str, str]) -> tuple[cdk.App, cdk.Stack, integ.IntegTest]:
     """The app, the stack under test and its IntegTest, for the run ``environ``'s INTEG_* describe."""
@@ -69,6 +71,14 @@ def build(environ: Mapping[str, str]) -> tuple[cdk.App, cdk.Stack, integ.IntegTe
             integ.ExpectedResult.object_like({"TargetHealthDescriptions": [{"TargetHealth": {"State": "healthy"}}]})
         ).wait_for_assertions(total_timeout=cdk.Duration.minutes(20), interval=cdk.Duration.seconds(30))
         health.node.add_dependency(services)
+        # integ-tests derives the action from the SDK's service name ("elasticloadbalancingv2:..."), which
+        # IAM does not know; ELB's actions are "elasticloadbalancing:" (Service Authorization Reference).
+        # DescribeTargetHealth supports no resource-level permission.
+        read_health = {"Effect": "Allow", "Action": [TARGET_HEALTH_ACTION], "Resource": ["*"]}
+        health.provider.add_to_role_policy(read_health)
+        assert isinstance(health, integ.AwsApiCall)
+        assert health.waiter_provider is not None
+        health.waiter_provider.add_to_role_policy(read_health)
     return app, stack, test
 
 
