@@ -22,12 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tools import text_local
 from tools.text_fixture import WORDS, model_folder
 
 MODEL_TIME_MS = 20.0
@@ -55,44 +55,10 @@ FIRST_TEXT = " ".join(WORDS[index % len(WORDS)] for index in range(62))
 SECOND_TEXT = " ".join(WORDS[(index + 5) % len(WORDS)] for index in range(63))
 
 
-@contextmanager
-def text_front(grpc_port: int, port: int) -> Iterator[int]:
-    """The front (make text-local) in its own process against the stand-in's gRPC; yields its pid."""
-    with tempfile.TemporaryDirectory() as scratch:
-        base = model_folder(Path(scratch) / "bert", sequence_length=TEXT_SEQUENCE_LENGTH)
-        command = [sys.executable, "-m", "tools.text_local", "--model", str(base), "--port", str(port)]
-        front = subprocess.Popen(
-            [*command, "--model-server", f"127.0.0.1:{grpc_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                        break
-                except OSError:
-                    if front.poll() is not None:
-                        said = front.stderr.read().decode() if front.stderr else ""
-                        raise RuntimeError(f"the text front stopped: {said}") from None
-                    time.sleep(0.1)
-            yield front.pid
-        finally:
-            front.terminate()
-            front.wait(timeout=30)
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU of a process so far (/proc/<pid>/stat, fields 14 and 15, in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_client(port: int, protocol: str, *arguments: str) -> dict[str, Any]:
@@ -188,8 +154,14 @@ def text_api(duration: float, overhead_requests: int) -> None:
         load = ("--concurrency", str(concurrency), "--warmup", str(max(200 if requests else 0, 4 * concurrency)))
         with stand_in(model_time) as ports:
             direct = run_client(ports["grpc"], "grpc", "--seq-len", str(TEXT_SEQUENCE_LENGTH), *load, *amount)
-            port = free_port()
-            with text_front(ports["grpc"], port) as pid:
+            with (
+                tempfile.TemporaryDirectory() as scratch,
+                text_local.running(
+                    model_folder(Path(scratch) / "bert", sequence_length=TEXT_SEQUENCE_LENGTH),
+                    f"127.0.0.1:{ports['grpc']}",
+                ) as (port, front),
+            ):
+                pid = front.pid
                 started = cpu_seconds(pid)
                 through = run_client(port, "grpc", "--api", "text", *pair, *load, *amount)
                 cpu_per_1000 = (cpu_seconds(pid) - started) / (through["requests"] + int(load[3])) * 1000

@@ -24,18 +24,13 @@ from components.neuron_monitor.runtime import metric_names
 from contracts import outputs as keys
 from tools import tunnel
 from tools.integ_plan import IntegPlan
+from tools.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEG_APP = ROOT / "tests" / "integ" / "integ_endpoint.py"
 CDK = ("npx", "--no-install", "cdk")
 DEPLOY_TIMEOUT_S = 60 * 60  # each of cdk deploy and cdk destroy; the workflow allows 150 minutes in all
 SWEEP_TRIES, SWEEP_PAUSE_S = 6, 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class AwsAccount:

@@ -42,9 +42,9 @@ from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import (
     PredictRequest,
     PredictResponse,
 )
+from tools.loopback import LOOPBACK
 
 GARBAGE = b"\x0a\x05\xff\xff\xff\xff\xff"
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass

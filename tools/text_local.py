@@ -14,7 +14,12 @@ from __future__ import annotations
 import argparse
 import errno
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from components.model_server.runtime.model_signature import BUILD_RECORD
@@ -23,7 +28,8 @@ from components.text_front.runtime.backend import connect
 from components.text_front.runtime.front import FrontSettings, TextFront
 from components.text_front.runtime.model_files import ModelFiles, ModelFilesError, load_model_files
 from modelbuild.options import DEFAULT_OUT, SCRATCH_OUT
-from tools.model_server_standin import LOOPBACK, Behaviour, LocalServer
+from tools.loopback import LOOPBACK, free_port
+from tools.model_server_standin import Behaviour, LocalServer
 
 # What each server of make model's build record speaks over gRPC.
 SERVER_APIS = {"tfserving": "tfserving", "triton": "kserve"}
@@ -80,6 +86,34 @@ def listen_port(value: str) -> int:
             held = "is taken by another program" if error.errno == errno.EADDRINUSE else f"cannot be bound ({error})"
             raise TextLocalError(f"PORT={port}: {LOOPBACK}:{port} {held}; choose another PORT") from None
     return port
+
+
+@contextmanager
+def running(
+    model: Path, model_server: str, *, server_api: str = "", model_name: str = "bert", timeout: float = 60
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """make text-local in a process of its own, against ``model_server``: yields its port and process
+    once its /health answers 200 (the model server ready), and stops it after."""
+    port = free_port()
+    command = [sys.executable, "-m", "tools.text_local", "--model", str(model), "--model-name", model_name]
+    command += ["--model-server", model_server, "--server-api", server_api, "--port", str(port)]
+    root = Path(__file__).resolve().parent.parent
+    front = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/health", timeout=2):
+                    break
+            except OSError:
+                if front.poll() is not None or time.monotonic() > deadline:
+                    said = front.stderr.read().decode() if front.stderr and front.poll() is not None else ""
+                    raise RuntimeError(f"the text front did not become healthy: {said}".strip()) from None
+                time.sleep(0.1)
+        yield port, front
+    finally:
+        front.terminate()
+        front.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from config.engines import TRITON
+from tools import text_local
+from tools.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bert"
@@ -34,12 +35,6 @@ READY_TIMEOUT_S = 120
 
 class CheckFailed(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _run(command: list[str], **options: object) -> subprocess.CompletedProcess[str]:
@@ -110,27 +105,8 @@ def client(*arguments: str) -> dict[str, object]:
 
 def text_through_the_front(model: Path, grpc_port: int) -> None:
     """The text front (make text-local) in front of this Triton over KServe gRPC: a pair's labels, then
-    the client's text API load through it."""
-    port = _free_port()
-    command = [sys.executable, "-m", "tools.text_local", "--model", str(model), "--model-name", MODEL]
-    front = subprocess.Popen(
-        [*command, "--model-server", f"127.0.0.1:{grpc_port}", "--server-api", "kserve", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.perf_counter() + READY_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                if front.poll() is not None or time.perf_counter() > deadline:
-                    said = front.stderr.read() if front.stderr else ""
-                    raise CheckFailed(f"the text front did not become healthy: {said}") from None
-                time.sleep(0.2)
+    the client's text API load through it. A front that never turns healthy is a RuntimeError."""
+    with text_local.running(model, f"127.0.0.1:{grpc_port}", server_api="kserve", model_name=MODEL) as (port, _):
         body = json.dumps({"inputs": ["The company said profit rose.", "Profit went up, the firm said."]}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/predict", data=body, headers={"Content-Type": "application/json"}
@@ -144,16 +120,13 @@ def text_through_the_front(model: Path, grpc_port: int) -> None:
             ],
             cwd=ROOT,
         )
-        figures = json.loads(report.stdout.strip().splitlines()[-1])
-        if figures["errors"] or len(labels) != 2:
-            raise CheckFailed(f"text front: {figures['errors_by_code']}, labels {labels}")
-        print(
-            f"text front over KServe gRPC: labels {labels}; {figures['requests']} requests, 0 errors, "
-            f"{figures['throughput_rps']} req/s, p50 {figures['latency_ms']['p50']} ms"
-        )
-    finally:
-        front.terminate()
-        front.wait(timeout=30)
+    figures = json.loads(report.stdout.strip().splitlines()[-1])
+    if figures["errors"] or len(labels) != 2:
+        raise CheckFailed(f"text front: {figures['errors_by_code']}, labels {labels}")
+    print(
+        f"text front over KServe gRPC: labels {labels}; {figures['requests']} requests, 0 errors, "
+        f"{figures['throughput_rps']} req/s, p50 {figures['latency_ms']['p50']} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triton-venv", type=Path, required=True)
     parser.add_argument("--model-python", type=Path, required=True, help="the model build's venv's python")
     args = parser.parse_args(argv)
-    grpc_port, rest_port, metrics_port = _free_port(), _free_port(), _free_port()
+    grpc_port, rest_port, metrics_port = free_port(), free_port(), free_port()
     server: subprocess.Popen[str] | None = None
     try:
         tritonserver, backends, libdir = triton_paths(args.triton_venv.resolve())
@@ -221,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
                     read = totals(response.read().decode(), MODEL)
                 print("metrics the sidecar reads: " + ", ".join(f"{name}={value:g}" for name, value in read.items()))
-    except CheckFailed as error:
+    except RuntimeError as error:  # CheckFailed, or the text front not becoming healthy
         print(f"error: triton-check: {error}", file=sys.stderr)
         return 1
     finally:

@@ -4,7 +4,6 @@ itself served by uvicorn on loopback, against the stand-in or a model server dou
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import uvicorn
 from components.text_front.runtime.backend import BackendFailed, BackendUnavailable, ModelServer, connect
 from components.text_front.runtime.front import FrontSettings, TextFront
 from components.text_front.runtime.model_files import load_model_files
+from tools.loopback import free_port
 from tools.text_fixture import LABELS, SPECIAL, WORDS, bert_tokenizer, model_folder
 
 
@@ -39,12 +39,6 @@ class ScriptedServer(ModelServer):
 
     async def ready(self) -> bool:
         return self.is_ready
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _Current:

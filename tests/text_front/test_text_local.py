@@ -18,8 +18,9 @@ import pytest
 from components.model_server.runtime.model_signature import BUILD_RECORD
 from components.text_front.runtime.model_files import load_model_files
 from tests.paths import ROOT
-from tests.text_front.harness import LABELS, free_port, model_folder
+from tests.text_front.harness import LABELS, model_folder
 from tools import text_local
+from tools.loopback import free_port
 
 
 def _get(url: str, body: bytes | None = None) -> tuple[int, bytes]:
