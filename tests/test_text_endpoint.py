@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from components.text_front.runtime import front_environment as front_env
 from config.settings import SettingsError, load_settings
 from contracts import containers, outputs
 from tests.conftest import CDK_JSON_CONTEXT, Synthesized
+from tests.loopback import serving
 from tests.paths import COMPONENTS
 from tests.scripts import copy_as_built
 from tests.test_images import docker_images
@@ -70,48 +70,28 @@ def test_the_rtd_layout_keeps_the_walk_throughs_two_containers(synth: SynthFn) -
     assert outputs.TEXT_URL not in synthesized.json["Outputs"]
 
 
-class _Health(BaseHTTPRequestHandler):
-    status = 200
-    port = 0
-
-    def do_GET(self) -> None:
-        self.send_response(self.status if self.path == front_env.HEALTH_PATH else 404)
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@pytest.fixture
-def health_server() -> Iterator[type[_Health]]:
-    handler: type[_Health] = type("Handler", (_Health,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    handler.port = server.server_address[1]
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
-def test_the_containers_health_check_follows_the_fronts_health(
-    health_server: type[_Health], status: int, healthy: bool
-) -> None:
-    health_server.status = status
+def test_the_containers_health_check_follows_the_fronts_health(status: int, healthy: bool) -> None:
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == front_env.HEALTH_PATH else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
 
     # Docker runs a CMD-SHELL health check as /bin/sh -c COMMAND; exit 0 is healthy. The front's image
     # has python (and no curl); the command uses only the standard library.
     # The image's python is `python`: here, the venv's.
     path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-    result = subprocess.run(
-        ["/bin/sh", "-c", health_command(health_server.port)],
-        capture_output=True,
-        check=False,
-        timeout=30,
-        env={**os.environ, "PATH": path},
-    )
+    with serving(Health) as port:
+        result = subprocess.run(
+            ["/bin/sh", "-c", health_command(port)],
+            capture_output=True,
+            check=False,
+            timeout=30,
+            env={**os.environ, "PATH": path},
+        )
 
     assert (result.returncode == 0) is healthy
 
