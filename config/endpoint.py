@@ -28,10 +28,6 @@ class EndpointSettings:
     """A Secrets Manager secret (name or full ARN) whose value the text API requires as a bearer token."""
     max_client_batch_size: int
 
-    def tls(self, *, tensor: bool) -> bool:
-        """Whether a listener of this kind (tensor port, or the text API's) terminates TLS."""
-        return self.certificate_arn is not None and (self.tls_tensor_ports or not tensor)
-
     @property
     def secret_is_arn(self) -> bool:
         return self.api_key_secret is not None and self.api_key_secret.startswith("arn:")

@@ -20,6 +20,7 @@ from components.notifications import NotificationsTopic
 from components.observability import EndpointAlarms
 from components.served_model import ServedModel, ServingPlatform
 from components.service.fleet_scaling import FleetScaling
+from config.endpoint import EndpointSettings
 from config.settings import DeploymentSettings
 from contracts import outputs
 
@@ -34,13 +35,13 @@ class BertInferenceStack(Stack):
         zones = self._zones
         return list(zones.names) or [Fn.select(index, Fn.get_azs()) for index in range(zones.count)]
 
-    def _api_key(self, secret: str | None) -> secretsmanager.ISecret | None:
+    def _api_key(self, endpoint: EndpointSettings) -> secretsmanager.ISecret | None:
         """The text API's key: a secret named by its full ARN, or by its name (ARN suffix unknown)."""
-        if secret is None:
+        if endpoint.api_key_secret is None:
             return None
-        if secret.startswith("arn:"):
-            return secretsmanager.Secret.from_secret_complete_arn(self, "TextApiKey", secret)
-        return secretsmanager.Secret.from_secret_name_v2(self, "TextApiKey", secret)
+        if endpoint.secret_is_arn:
+            return secretsmanager.Secret.from_secret_complete_arn(self, "TextApiKey", endpoint.api_key_secret)
+        return secretsmanager.Secret.from_secret_name_v2(self, "TextApiKey", endpoint.api_key_secret)
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -139,7 +140,7 @@ class BertInferenceStack(Stack):
             notifications=notifications,
             task_security_group=network.security_group,
             neuron_health=recovery.errors_detected if recovery else None,
-            api_key=self._api_key(settings.endpoint.api_key_secret),
+            api_key=self._api_key(settings.endpoint),
             max_client_batch_size=settings.endpoint.max_client_batch_size,
         )
         served = [
@@ -185,7 +186,7 @@ class BertInferenceStack(Stack):
             self,
             outputs.TENSOR_TLS,
             description="Whether the gRPC and REST ports terminate TLS (certificateArn, tlsTensorPorts)",
-            value="true" if settings.endpoint.tls(tensor=True) else "false",
+            value="true" if endpoint.tls(tensor=True) else "false",
         )
         CfnOutput(self, outputs.RELAY_TASK_DEFINITION, value=relay.task_definition.task_definition_arn)
         CfnOutput(self, outputs.RELAY_SECURITY_GROUP, value=relay.security_group.security_group_id)
@@ -204,7 +205,7 @@ class BertInferenceStack(Stack):
                 outputs.DASHBOARD_NAME: model.observability.dashboard.dashboard_name,
             }
             if model.text_front is not None:
-                scheme = "https" if settings.endpoint.tls(tensor=False) else "http"
+                scheme = "https" if endpoint.tls(tensor=False) else "http"
                 values[outputs.TEXT_URL] = Fn.join(
                     "", [f"{scheme}://", endpoint.load_balancer.load_balancer_dns_name, f":{model.model.text_port}"]
                 )

@@ -157,16 +157,14 @@ class InferenceLoadBalancer(Construct):
         """
         stack = Stack.of(self)
         delivery = iam.ServicePrincipal("delivery.logs.amazonaws.com")
-        from_this_account = {
-            "StringEquals": {"aws:SourceAccount": stack.account},
-            "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"},
-        }
+        this_account = {"aws:SourceAccount": stack.account}
+        its_deliveries = {"aws:SourceArn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"}
         bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 actions=["s3:GetBucketAcl"],
                 principals=[delivery],
                 resources=[bucket.bucket_arn],
-                conditions=from_this_account,
+                conditions={"StringEquals": this_account, "ArnLike": its_deliveries},
             )
         )
         bucket.add_to_resource_policy(
@@ -175,8 +173,8 @@ class InferenceLoadBalancer(Construct):
                 principals=[delivery],
                 resources=[bucket.arn_for_objects(f"{ACCESS_LOG_PREFIX}/AWSLogs/{stack.account}/*")],
                 conditions={
-                    **from_this_account,
-                    "StringEquals": {"aws:SourceAccount": stack.account, "s3:x-amz-acl": "bucket-owner-full-control"},
+                    "StringEquals": {**this_account, "s3:x-amz-acl": "bucket-owner-full-control"},
+                    "ArnLike": its_deliveries,
                 },
             )
         )
@@ -191,7 +189,8 @@ class InferenceLoadBalancer(Construct):
         assert policy is not None
         self.load_balancer.node.add_dependency(policy)
 
-    def _tls(self, *, tensor: bool) -> bool:
+    def tls(self, *, tensor: bool) -> bool:
+        """Whether a listener of this kind (a tensor port, or the text API's) terminates TLS."""
         return self._certificates is not None and (self._tls_tensor_ports or not tensor)
 
     def admit_to(self, targets: ec2.ISecurityGroup, profile: RuntimeProfile, models: Sequence[ModelSettings]) -> None:
@@ -247,7 +246,7 @@ class InferenceLoadBalancer(Construct):
                 ec2.Port.tcp(port),
                 f"{engine.display_name if tensor else 'Text API'} {name.upper()} ({model.name}) from allowedCidr",
             )
-            tls = self._tls(tensor=tensor)
+            tls = self.tls(tensor=tensor)
             listener = elbv2.NetworkListener(
                 scope,
                 f"{name}Listener",
