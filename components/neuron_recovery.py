@@ -22,7 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from components.findings import acknowledge
+from components.findings import acknowledge, acknowledge_group_arn
 from components.log_retention import retention
 from components.model_server.runtime import task_environment as env
 from components.observability import notifying_alarm
@@ -225,11 +225,4 @@ class NeuronRecovery(Construct):
             "PutMetricData is limited to the NeuronHealthCheck namespace, and the one write, "
             "SetInstanceHealth, to this stack's group",
         )
-        group_id = Stack.of(self).resolve(group.auto_scaling_group_name)["Ref"]
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:"
-            f"autoScalingGroup:*:autoScalingGroupName/<{group_id}>]",
-            "The wildcard is the group's ID, which CloudFormation does not return; the group name pins "
-            "the ARN to this stack's one group",
-        )
+        acknowledge_group_arn(policy, group)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from components.findings import acknowledge
+from components.findings import acknowledge, acknowledge_group_arn
 from components.log_retention import retention
 
 HANDLER = Path(__file__).resolve().parent / "functions" / "lift_scale_in_protection.py"
@@ -89,14 +89,7 @@ class LiftScaleInProtectionOnDelete(Construct):
             "autoscaling:DescribeAutoScalingGroups supports no resource-level permission; the calls that "
             "change anything are limited to this stack's group",
         )
-        group_id = Stack.of(self).resolve(auto_scaling_group.auto_scaling_group_name)["Ref"]
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:"
-            f"autoScalingGroup:*:autoScalingGroupName/<{group_id}>]",
-            "The wildcard is the group's ID, which CloudFormation does not return; the group name pins "
-            "the ARN to this stack's one group",
-        )
+        acknowledge_group_arn(policy, auto_scaling_group)
 
     def must_outlive(self, construct: Construct) -> None:
         """``construct`` is deleted before this resource (so protection is lifted only once it is gone)."""
