@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from client.load import DEAD_TARGET_FAILURES
 from client.pricing import ON_DEMAND_USD_PER_HOUR
 from client.stats import cost_per_million
 from tests.conftest import ROOT
+from tools.loopback import free_port
 from tools.model_server_standin import Behaviour, LocalServer
 
 REQUIRED_KEYS = {"requests", "errors", "throughput_rps", "latency_ms", "errors_by_code", "settings"}
@@ -126,18 +126,12 @@ def test_open_loop_reports_its_rate(server: LocalServer, capsys: pytest.CaptureF
     assert report["duration_s"] >= 39 / 400
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize(("protocol", "code"), [("grpc", "UNAVAILABLE"), ("rest", "CONNECTION_REFUSED")])
 def test_absent_server_fails_clearly_with_figures_kept(
     capsys: pytest.CaptureFixture[str], protocol: str, code: str
 ) -> None:
     exit_code, report, err = run_json(
-        capsys, "--target", f"127.0.0.1:{_closed_port()}", "--protocol", protocol, "--requests", "4", "--warmup", "0"
+        capsys, "--target", f"127.0.0.1:{free_port()}", "--protocol", protocol, "--requests", "4", "--warmup", "0"
     )
 
     assert exit_code == 1
@@ -301,7 +295,7 @@ def test_a_dead_target_is_given_up_after_a_short_burst_not_hammered_for_the_dura
     started = time.perf_counter()
 
     exit_code = cli.main(
-        ["--target", f"127.0.0.1:{_closed_port()}", "--protocol", protocol, "--duration", "60", "--concurrency", "2"]
+        ["--target", f"127.0.0.1:{free_port()}", "--protocol", protocol, "--duration", "60", "--concurrency", "2"]
     )
 
     err = capsys.readouterr().err
