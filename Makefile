@@ -11,6 +11,9 @@ export PATH := $(BIN):$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := true
+# Some machines (this project's CI among them) set PYTHONDONTWRITEBYTECODE: then every run compiles the
+# project's modules again and pytest rewrites every test file again, about 1.5 s a process here.
+unexport PYTHONDONTWRITEBYTECODE
 CDK := npx --no-install cdk
 # Extra CDK arguments, e.g. make synth CDK_ARGS='-c instanceType=inf2.xlarge -c batching={"maxBatchSize": 16}'.
 # Exported rather than written into the recipe, so JSON keeps its quotes: tools/cdk_cli.py splits it.

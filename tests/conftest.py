@@ -6,10 +6,13 @@ Synthesis costs seconds of jsii start-up, so tests never build their own App: th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -62,12 +65,17 @@ RELAY_PREFIX = "Relay"
 
 @dataclass(frozen=True)
 class Synthesized:
-    """One synthesized variant: its settings, template and the raw template JSON."""
+    """One synthesized variant: its settings, its template, and the cloud assembly's directory (the
+    template beside its metadata, asset manifest and cdk-nag's validation report)."""
 
     settings: DeploymentSettings
-    stack: cdk.Stack
     template: Template
-    assembly: cdk.cx_api.CloudAssembly
+    directory: Path
+
+    @property
+    def artifact_id(self) -> str:
+        """The stack's artifact in the assembly: a top-level stack's is its name."""
+        return self.settings.stack_name
 
     @property
     def json(self) -> dict[str, Any]:
@@ -103,19 +111,53 @@ def context_for(variant: str) -> dict[str, object]:
     return {**CDK_JSON_CONTEXT, **VARIANTS[variant]}
 
 
+# Set by the synth fixture: a folder all of the session's xdist workers share, so that each variant is
+# synthesized once per session, not once per worker (the first worker to need it writes it, under a lock).
+_shared_assemblies: Path | None = None
+
+
+@contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def synthesize(name: str, context: Mapping[str, object], *, validate: bool = False) -> Synthesized:
+    """The app synthesized with ``context`` into the session's folder ``name``, or read from it when
+    another worker already has; ``validate`` keeps the CDK's built-in CloudFormation validation."""
+    root = _shared_assemblies or Path(tempfile.mkdtemp(prefix="assemblies-"))
+    directory = root / name
+    with _locked(root / f"{name}.lock"):
+        if not (directory / ".complete").exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            # The variants without the CDK's built-in CloudFormation validation, half of each synth's time here:
+            # `make lint` synthesizes every variant with it (and fails on its findings,
+            # validateAgainstDefaultRules is on), then scans them with cfn-lint; the settings fuzz keeps it
+            # for the settings it draws.
+            app = cdk.App(context=dict(context), outdir=str(directory), builtin_cloud_formation_validation=validate)
+            build_app(app)
+            app.synth()
+            (directory / ".complete").touch()
+    settings = load_settings(context.get)
+    template = json.loads((directory / f"{settings.stack_name}.template.json").read_text())
+    return Synthesized(settings=settings, template=Template.from_json(template), directory=directory)
+
+
 @cache
 def _synthesize(variant: str) -> Synthesized:
-    # Without the CDK's built-in CloudFormation validation, half of each synth's time here: `make lint`
-    # synthesizes every variant with it (and fails on its findings, validateAgainstDefaultRules is on),
-    # then scans them with cfn-lint; the settings fuzz keeps it for the settings it draws.
-    app = cdk.App(context=context_for(variant), builtin_cloud_formation_validation=False)
-    stack = build_app(app)
-    template = Template.from_stack(stack)
-    settings = load_settings(context_for(variant).get)
-    return Synthesized(settings=settings, stack=stack, template=template, assembly=app.synth())
+    return synthesize(variant, context_for(variant))
 
 
 @pytest.fixture(scope="session")
-def synth() -> Callable[[str], Synthesized]:
+def synth(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Callable[[str], Synthesized]:
     """Returns the synthesized variant by name, building each at most once per session."""
+    global _shared_assemblies  # noqa: PLW0603  (one folder per session, read by synthesize())
+    # Under xdist each worker's base temp is a folder of the session's one: its parent is shared.
+    base = tmp_path_factory.getbasetemp()
+    _shared_assemblies = (base if worker_id == "master" else base.parent) / "assemblies"
+    _shared_assemblies.mkdir(exist_ok=True)
     return _synthesize

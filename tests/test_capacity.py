@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,7 +58,7 @@ def test_ami_comes_from_the_al2023_neuron_ecs_ssm_parameter_without_a_lookup(syn
 
     assert ami_parameter(synthesized) == AL2023_NEURON_AMI
     # A context lookup would show up as "missing" context and need an AWS account to resolve.
-    manifest = json.loads((Path(synthesized.assembly.directory) / "manifest.json").read_text())
+    manifest = json.loads((synthesized.directory / "manifest.json").read_text())
     assert "missing" not in manifest
 
 

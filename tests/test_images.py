@@ -24,8 +24,8 @@ PROFILE, MODEL = DEFAULTS.profile, DEFAULTS.models[0]
 
 def docker_images(synthesized: Synthesized) -> list[dict[str, Any]]:
     """The image assets of the stack, from its asset manifest."""
-    directory = Path(synthesized.assembly.directory)
-    manifest = json.loads((directory / f"{synthesized.stack.artifact_id}.assets.json").read_text())
+    directory = synthesized.directory
+    manifest = json.loads((directory / f"{synthesized.artifact_id}.assets.json").read_text())
     images = []
     for image in manifest.get("dockerImages", {}).values():
         source = dict(image["source"])
