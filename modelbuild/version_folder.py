@@ -15,7 +15,7 @@ from components.model_server.runtime import model_signature as signature
 from modelbuild.options import BuildOptions, ModelBuildError
 
 # TINY: small enough to export in seconds, shaped like BERT in every way the server sees.
-TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 TINY_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Cased on purpose: a client that lower-cases would get other ids than this tokenizer gives.
 TINY_WORDS = ["The", "the", "Company", "company", "said", "profit", "rose", "fell", "shares", "quarter", "in", "and"]

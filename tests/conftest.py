@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class Synthesized:
     template beside its metadata, asset manifest and cdk-nag's validation report)."""
 
     settings: DeploymentSettings
-    template: Template
+    template_text: str
     directory: Path
 
     @property
@@ -77,13 +77,22 @@ class Synthesized:
         """The stack's artifact in the assembly: a top-level stack's is its name."""
         return self.settings.stack_name
 
+    @cached_property
+    def template(self) -> Template:
+        """The template for ``Match`` and ``Capture`` (built in jsii on first use)."""
+        return Template.from_json(self.json)
+
     @property
     def json(self) -> dict[str, Any]:
-        return dict(self.template.to_json())
+        """A fresh copy of the template, parsed here: a jsii round trip per look costs more than the look."""
+        document: dict[str, Any] = json.loads(self.template_text)
+        return document
 
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {
-            logical_id: dict(resource) for logical_id, resource in self.template.find_resources(resource_type).items()
+            logical_id: resource
+            for logical_id, resource in self.json["Resources"].items()
+            if resource["Type"] == resource_type
         }
 
     def only(self, resource_type: str) -> dict[str, Any]:
@@ -143,8 +152,8 @@ def synthesize(name: str, context: Mapping[str, object], *, validate: bool = Fal
             app.synth()
             (directory / ".complete").touch()
     settings = load_settings(context.get)
-    template = json.loads((directory / f"{settings.stack_name}.template.json").read_text())
-    return Synthesized(settings=settings, template=Template.from_json(template), directory=directory)
+    template_text = (directory / f"{settings.stack_name}.template.json").read_text()
+    return Synthesized(settings=settings, template_text=template_text, directory=directory)
 
 
 @cache

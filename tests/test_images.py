@@ -154,7 +154,7 @@ def test_synth_warns_only_when_no_model_is_supplied(tmp_path: Path) -> None:
     with_model = tmp_path / "with-model"
     (with_model / "1").mkdir(parents=True)
     (with_model / "1" / "saved_model.pb").write_bytes(b"")
-    app = cdk.App()
+    app = cdk.App(builtin_cloud_formation_validation=False)
     stacks = {}
     for name, model_dir in (("NoModel", tmp_path / "empty"), ("WithModel", with_model)):
         stacks[name] = cdk.Stack(app, name)
