@@ -61,14 +61,17 @@ MUTATIONS = re.compile(
 )
 
 DOUBLE = r"""#!/bin/bash
-# Test double: records the call, then answers as the AL2023 Neuron ECS AMI would.
-printf '%s\n' "$(basename "$0") $*" >> "$SIM_CALLS"
-case "$(basename "$0") $*" in
+# Test double: records the call, then answers as the AL2023 Neuron ECS AMI would. Bash builtins only
+# (a boot that waits polls this a few dozen times).
+call="${0##*/} $*"
+printf '%s\n' "$call" >> "$SIM_CALLS"
+case "$call" in
   "rpm -q"*aws-neuronx-dkms*) echo "$SIM_DRIVER" ;;
   "dnf versionlock list"*|"yum versionlock list"*) echo "aws-neuronx-dkms-0:$SIM_DRIVER-1.*" ;;
   "sudo "*) exec "$@" ;;
   "sleep "*)
-    polls=$(( $(grep -c '^sleep ' "$SIM_CALLS") ))
+    polls=0
+    while read -r line; do [[ "$line" == "sleep "* ]] && polls=$((polls + 1)); done < "$SIM_CALLS"
     if [[ -n "${SIM_DEVICE_APPEARS_AFTER:-}" ]] && (( polls >= SIM_DEVICE_APPEARS_AFTER )); then
       touch "$SIM_LATE_DEVICE"
     fi

@@ -31,7 +31,7 @@ DEB_TOOLS_2_28 = "2.28.23.0-f1c114a9d"
 PLAIN_TOOLS = "2.26.14.0"  # tools up to 2.26.14.0 had no build suffix
 
 RPM_DOUBLE = r"""#!/bin/bash
-printf '%s\n' "$(basename "$0") $*" >> "$SIM_CALLS"
+printf '%s\n' "${0##*/} $*" >> "$SIM_CALLS"
 case "$*" in
   *"list available "*)
     name="${!#}"
@@ -43,8 +43,8 @@ case "$*" in
 esac
 """
 APT_DOUBLE = r"""#!/bin/bash
-printf '%s\n' "$(basename "$0") $*" >> "$SIM_CALLS"
-case "$(basename "$0") $*" in
+printf '%s\n' "${0##*/} $*" >> "$SIM_CALLS"
+case "${0##*/} $*" in
   "apt-cache madison "*)
     grep "^$2 " "$SIM_REPO" | while read -r pkg version; do
       printf '%20s | %s | https://apt.repos.neuron.amazonaws.com jammy/main amd64 Packages\n' "$pkg" "$version"
@@ -52,7 +52,7 @@ case "$(basename "$0") $*" in
 esac
 """
 RECORDER = """#!/bin/bash
-printf '%s\\n' "$(basename "$0") $*" >> "$SIM_CALLS"
+printf '%s\\n' "${0##*/} $*" >> "$SIM_CALLS"
 """
 CURL_DOUBLE = (
     RECORDER
