@@ -11,8 +11,9 @@ export PATH := $(BIN):$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := true
-# Some machines (this project's CI among them) set PYTHONDONTWRITEBYTECODE: then every run compiles the
-# project's modules again and pytest rewrites every test file again, about 1.5 s a process here.
+# Some machines set PYTHONDONTWRITEBYTECODE (the one this project is built and checked on does): then
+# every run compiles the project's modules again and pytest rewrites every test file again, about 1.5 s
+# a process here.
 unexport PYTHONDONTWRITEBYTECODE
 CDK := npx --no-install cdk
 # Extra CDK arguments, e.g. make synth CDK_ARGS='-c instanceType=inf2.xlarge -c batching={"maxBatchSize": 16}'.
@@ -44,7 +45,7 @@ help: ## This list.
 	  | awk -F'|' '{ printf "  %-16s %s\n", $$1, $$2 }'
 
 $(APP_STAMP): requirements.txt constraints.txt
-	@echo "Installing the CDK app's packages into $(VENV) (aws-cdk-lib, constructs, cdk-nag; about 270 MB, under a minute)"
+	@echo "Installing the CDK app's packages into $(VENV) (aws-cdk-lib, constructs, cdk-nag; about 300 MB with the bytecode of the first synth, under a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python $(PIP) --no-compile -r requirements.txt -c constraints.txt
 	touch $@

@@ -7,6 +7,7 @@ Synthesis costs seconds of jsii start-up, so tests never build their own App: th
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ __all__ = [
     "VARIANTS",
     "Synthesized",
     "context_for",
+    "synthesize",
 ]
 
 # The suite synthesizes against an empty model folder, whatever model a developer built into the image's.
@@ -136,17 +138,20 @@ def _locked(lock_file: Path) -> Iterator[None]:
 
 
 def synthesize(name: str, context: Mapping[str, object], *, validate: bool = False) -> Synthesized:
-    """The app synthesized with ``context`` into the session's folder ``name``, or read from it when
+    """The app synthesized with ``context`` into the session's folder for ``name``, or read from it when
     another worker already has; ``validate`` keeps the CDK's built-in CloudFormation validation."""
-    root = _shared_assemblies or Path(tempfile.mkdtemp(prefix="assemblies-"))
-    directory = root / name
-    with _locked(root / f"{name}.lock"):
+    if _shared_assemblies is None:
+        raise RuntimeError("synthesize() needs the session's folder: request the synth fixture first")
+    # The folder is named by what it was made from too, so a name given twice cannot read another's assembly.
+    made_from = hashlib.sha256(json.dumps([context, validate], sort_keys=True).encode()).hexdigest()[:12]
+    directory = _shared_assemblies / f"{name}-{made_from}"
+    with _locked(directory.parent / f"{directory.name}.lock"):
         if not (directory / ".complete").exists():
             shutil.rmtree(directory, ignore_errors=True)
-            # The variants without the CDK's built-in CloudFormation validation, half of each synth's time here:
-            # `make lint` synthesizes every variant with it (and fails on its findings,
-            # validateAgainstDefaultRules is on), then scans them with cfn-lint; the settings fuzz keeps it
-            # for the settings it draws.
+            # The variants without the CDK's built-in CloudFormation validation: it loads its schemas once
+            # in each process that validates (about 3 s here), which a worker with no other validated synth
+            # is spared. `make lint` synthesizes every variant with it (and fails on its findings,
+            # validateAgainstDefaultRules is on), then scans them with cfn-lint.
             app = cdk.App(context=dict(context), outdir=str(directory), builtin_cloud_formation_validation=validate)
             build_app(app)
             app.synth()
@@ -162,11 +167,12 @@ def _synthesize(variant: str) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Callable[[str], Synthesized]:
+def synth(tmp_path_factory: pytest.TempPathFactory, worker_id: str, testrun_uid: str) -> Callable[[str], Synthesized]:
     """Returns the synthesized variant by name, building each at most once per session."""
     global _shared_assemblies  # noqa: PLW0603  (one folder per session, read by synthesize())
-    # Under xdist each worker's base temp is a folder of the session's one: its parent is shared.
+    # Under xdist each worker's base temp is a folder of the session's one: its parent is shared. The
+    # session's id in the name keeps a parent that outlives sessions (remote workers) from serving old ones.
     base = tmp_path_factory.getbasetemp()
-    _shared_assemblies = (base if worker_id == "master" else base.parent) / "assemblies"
+    _shared_assemblies = (base if worker_id == "master" else base.parent) / f"assemblies-{testrun_uid}"
     _shared_assemblies.mkdir(exist_ok=True)
     return _synthesize

@@ -73,7 +73,7 @@ case "$call" in
     polls=0
     while read -r line; do [[ "$line" == "sleep "* ]] && polls=$((polls + 1)); done < "$SIM_CALLS"
     if [[ -n "${SIM_DEVICE_APPEARS_AFTER:-}" ]] && (( polls >= SIM_DEVICE_APPEARS_AFTER )); then
-      touch "$SIM_LATE_DEVICE"
+      : > "$SIM_LATE_DEVICE"
     fi
     [[ -z "${SIM_SLEEP_FAILS:-}" ]] ;;
 esac

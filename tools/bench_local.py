@@ -4,9 +4,10 @@ Two questions. With a fixed 20 ms model time, how close does the client come to 
 at concurrency C is C / 20 ms? And with zero model time, what does one request cost the client
 and the stand-in together (the floor under every latency the client reports), beside the
 walk-through's naive client (a loop of blocking ``Predict`` calls, timed one by one) on the same
-stand-in in the same run? And the text front (its own process, in front of the same stand-in): its
-throughput at concurrency 16 beside the client's own gRPC, the p50 it adds at concurrency 1 for a
-pair of 128 tokens, and its CPU per 1,000 requests.
+stand-in in the same run, by turns? And at concurrency 16 against the 20 ms stand-in, the naive
+client in 16 threads beside this client? And the text front (its own process, in front of the same
+stand-in): its throughput at concurrency 16 beside the client's own gRPC, the p50 it adds at
+concurrency 1 for a pair of 128 tokens, and its CPU per 1,000 requests.
 
 The stand-in runs in its own process, so client and server do not share an interpreter. Each
 figure comes from the real command line (``python -m client ... --json``).
@@ -111,12 +112,16 @@ def naive_threads_rps(port: int, concurrency: int, duration: float) -> float:
         for _ in range(4 * concurrency):
             call()
         counts = [0] * concurrency
+        failures: list[BaseException] = []
         deadline = time.perf_counter() + duration
 
         def caller(index: int) -> None:
-            while time.perf_counter() < deadline:
-                call()
-                counts[index] += 1
+            try:
+                while time.perf_counter() < deadline:
+                    call()
+                    counts[index] += 1
+            except Exception as error:  # raised below, once every thread has ended
+                failures.append(error)
 
         threads = [threading.Thread(target=caller, args=(index,)) for index in range(concurrency)]
         started = time.perf_counter()
@@ -124,7 +129,10 @@ def naive_threads_rps(port: int, concurrency: int, duration: float) -> float:
             thread.start()
         for thread in threads:
             thread.join()
-        return sum(counts) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"the naive client failed: {failures[0]}")
+    return sum(counts) / elapsed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,10 +159,11 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
         naive_rate = naive_threads_rps(ports["grpc"], NAIVE_CONCURRENCY, args.duration)
-        limit = NAIVE_CONCURRENCY / (MODEL_TIME_MS / 1000.0)
+        naive_limit = NAIVE_CONCURRENCY / (MODEL_TIME_MS / 1000.0)
         print(
             f"\nThe walk-through's blocking gRPC client in {NAIVE_CONCURRENCY} threads on the same stand-in: "
-            f"{naive_rate:.1f} req/s, {naive_rate / limit:.1%} of the limit (this client: the grpc row above)"
+            f"{naive_rate:.1f} req/s, {naive_rate / naive_limit:.1%} of the limit "
+            f"(this client: the grpc row at concurrency {NAIVE_CONCURRENCY})"
         )
 
     print(f"\nPer-request overhead at zero model time, concurrency 1, {args.overhead_requests} requests\n")
@@ -178,12 +187,20 @@ def main(argv: list[str] | None = None) -> None:
         print("|---|---|---|---|")
         ratios = []
         for turn in range(1, OVERHEAD_TURNS + 1):
-            figures = run_client(
-                ports["grpc"], "grpc", "--concurrency", "1",
-                "--requests", str(args.overhead_requests), "--warmup", "200",
-            )  # fmt: skip
-            client_p50 = figures["latency_ms"]["p50"]
-            naive = naive_client_p50_ms(ports["grpc"], args.overhead_requests)
+
+            def this_client() -> float:
+                figures = run_client(
+                    ports["grpc"], "grpc", "--concurrency", "1",
+                    "--requests", str(args.overhead_requests), "--warmup", "200",
+                )  # fmt: skip
+                p50: float = figures["latency_ms"]["p50"]
+                return p50
+
+            # Who goes first alternates, so that neither always meets a warmer machine.
+            if turn % 2:
+                client_p50, naive = this_client(), naive_client_p50_ms(ports["grpc"], args.overhead_requests)
+            else:
+                naive, client_p50 = naive_client_p50_ms(ports["grpc"], args.overhead_requests), this_client()
             ratios.append(client_p50 / naive)
             print(f"| {turn} | {client_p50:.3f} | {naive:.3f} | {client_p50 / naive:.2f} |", flush=True)
     print(
