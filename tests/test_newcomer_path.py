@@ -74,6 +74,27 @@ def test_the_app_exits_with_one_line_on_a_misspelt_setting(tmp_path: Path) -> No
     assert not list(tmp_path.glob("*.template.json"))
 
 
+def test_a_setting_in_the_clis_context_overflow_file_is_checked_too(tmp_path: Path) -> None:
+    # GIVEN a context too large for the environment: the CLI writes the rest to a file it names
+    overflow = tmp_path / "context-overflow.json"
+    overflow.write_text(json.dumps({"instancetype": "inf2.xlarge"}))
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(CDK_JSON_CONTEXT), "CDK_OUTDIR": str(tmp_path)}
+    env["CONTEXT_OVERFLOW_LOCATION_ENV"] = str(overflow)
+    # and no Node.js to start jsii with: the check must happen before the CDK loads
+    env["PATH"] = str(Path(sys.executable).parent)
+
+    # THEN the misspelt setting in the file is refused in one line, before a template is written
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: Unknown setting 'instancetype': did you mean 'instanceType'? "
+        "The settings are listed in docs/settings.md"
+    ]
+    assert not list(tmp_path.glob("*.template.json"))
+
+
 # --- CDK_ARGS through make ---------------------------------------------------------------------------
 
 
