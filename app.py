@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components import model_server
 from config.settings import SettingsError, check_setting_names, load_settings
 
 if TYPE_CHECKING:
@@ -62,11 +63,14 @@ def context_from_cli() -> dict[str, object] | None:
 
 def main() -> int:
     try:
-        # The settings first, in this process alone: a bad one is one line at once, not after jsii's start.
+        # The settings (and a baked model's fit) first, in this process alone: a bad one is one line at
+        # once, not after jsii's start.
         context = context_from_cli()
         if context is not None:
             check_setting_names(context)
-            load_settings(context.get)
+            settings = load_settings(context.get)
+            for model in settings.models:
+                model_server.refuse_unfit_baked_model(model, settings.profile)
         import aws_cdk as cdk  # noqa: PLC0415
 
         app = cdk.App()

@@ -11,9 +11,7 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from components import model_server
-from components.model_server.runtime.model_record import refusal
 from config.neuron_releases import os_pins, pip_pins
-from config.parsing import SettingsError
 from config.placement import ModelSettings
 from config.profile import RuntimeProfile, Sidecar
 
@@ -45,13 +43,6 @@ def image_asset(
     )
 
 
-def baked_model_refusal(model_dir: Path, family: str, server: str) -> str | None:
-    """Why the newest model under ``model_dir`` may not be baked into this stack's image, or None: the
-    image's own check (runtime/model_record.py), so synth judges a baked model as the server's
-    entrypoint judges one from S3."""
-    return refusal(model_dir, family, server)
-
-
 def has_saved_model(model_dir: Path, model_file: str = "saved_model.pb") -> bool:
     """Whether ``model_dir`` holds a model for the server: ``<version>/<model_file>``."""
     return any(model_dir.glob(f"*/{model_file}"))
@@ -78,10 +69,7 @@ class ModelServerImages(Construct):
         super().__init__(scope, construct_id)
         model_in_image = model.s3 is None
         model_dir = model_dir or model_server.MODEL_DIR  # read at synth: the tests point it elsewhere
-        if model_in_image:
-            problem = baked_model_refusal(model_dir, profile.family.value, profile.engine.engine.value)
-            if problem:
-                raise SettingsError(f"{problem} (or give modelS3Uri)")
+        model_server.refuse_unfit_baked_model(model, profile, model_dir)
         releases = profile.releases
 
         self.server_asset = image_asset(
