@@ -108,9 +108,10 @@ aws-credentials: $(CLIENT_STAMP) ## Stop in one line unless AWS credentials and 
 service-roles: $(CLIENT_STAMP) aws-credentials ## Create ECS's and Auto Scaling's service-linked roles ("exists" is fine).
 	$(BIN)/python -m tools.service_roles
 
-# The suite and the model build's tests side by side (each waits on different work), their output kept apart.
-test: typecheck ## ruff, mypy, the pytest suite, and the model build's tests in their venv.
-	@$(MAKE) --no-print-directory -j2 --output-sync=target unit model-unit
+# The checks, the suite and the model build's tests side by side (each waits on different work), their
+# output kept apart; any of them failing fails the target.
+test: $(DEV_STAMP) ## ruff, mypy, the pytest suite, and the model build's tests in their venv.
+	@$(MAKE) --no-print-directory -j3 --output-sync=target typecheck unit model-unit
 
 lint: $(DEV_STAMP) $(LINT_STAMP) ## ruff, then cfn-lint, checkov, hadolint, shellcheck and actionlint over what ships.
 	$(BIN)/ruff check .
