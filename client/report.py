@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -85,6 +86,12 @@ def json_line(report: RunReport) -> str:
     document["settings"] = dataclasses.asdict(report.settings)
     document["cost"] = dataclasses.asdict(report.cost) if report.cost else None
     return json.dumps(document, sort_keys=True)
+
+
+def read_json_line(printed: str) -> dict[str, Any]:
+    """The report of :func:`json_line`, from the standard output of a ``--json`` run (its last line)."""
+    document: dict[str, Any] = json.loads(printed.strip().splitlines()[-1])
+    return document
 
 
 def plot(report: RunReport, path: Path) -> None:

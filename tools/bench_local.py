@@ -29,7 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from client.report import read_json_line
 from tools import text_local
+from tools.loopback import LOOPBACK
 from tools.text_fixture import WORDS, model_folder
 
 MODEL_TIME_MS = 20.0
@@ -66,12 +68,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_client(port: int, protocol: str, *arguments: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "client", "--target", f"127.0.0.1:{port}", "--protocol", protocol, "--json"]
+    command = [sys.executable, "-m", "client", "--target", f"{LOOPBACK}:{port}", "--protocol", protocol, "--json"]
     result = subprocess.run([*command, *arguments], capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"client failed ({result.returncode}): {result.stderr.strip()}")
-    document: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return document
+    return read_json_line(result.stdout)
 
 
 def _naive_predict(port: int) -> tuple[Any, Callable[[], Any]]:
@@ -83,7 +84,7 @@ def _naive_predict(port: int) -> tuple[Any, Callable[[], Any]]:
     from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import PredictResponse  # noqa: PLC0415
 
     request = predict_request("bert", "serving_default", zero_inputs(1, 128))
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = grpc.insecure_channel(f"{LOOPBACK}:{port}")
     predict = channel.unary_unary(
         PREDICT_METHOD, request_serializer=type(request).SerializeToString,
         response_deserializer=PredictResponse.FromString,
@@ -185,22 +186,25 @@ def main(argv: list[str] | None = None) -> None:
         print("\nThis client's gRPC p50 beside the walk-through's naive client (blocking Predict calls), by turns\n")
         print("| turn | this client p50 ms | naive p50 ms | ratio |")
         print("|---|---|---|---|")
+        grpc_port = ports["grpc"]
+
+        def this_client() -> float:
+            figures = run_client(
+                grpc_port, "grpc", "--concurrency", "1", "--requests", str(args.overhead_requests), "--warmup", "200"
+            )
+            p50: float = figures["latency_ms"]["p50"]
+            return p50
+
+        def naive_client() -> float:
+            return naive_client_p50_ms(grpc_port, args.overhead_requests)
+
         ratios = []
         for turn in range(1, OVERHEAD_TURNS + 1):
-
-            def this_client() -> float:
-                figures = run_client(
-                    ports["grpc"], "grpc", "--concurrency", "1",
-                    "--requests", str(args.overhead_requests), "--warmup", "200",
-                )  # fmt: skip
-                p50: float = figures["latency_ms"]["p50"]
-                return p50
-
             # Who goes first alternates, so that neither always meets a warmer machine.
             if turn % 2:
-                client_p50, naive = this_client(), naive_client_p50_ms(ports["grpc"], args.overhead_requests)
+                client_p50, naive = this_client(), naive_client()
             else:
-                naive, client_p50 = naive_client_p50_ms(ports["grpc"], args.overhead_requests), this_client()
+                naive, client_p50 = naive_client(), this_client()
             ratios.append(client_p50 / naive)
             print(f"| {turn} | {client_p50:.3f} | {naive:.3f} | {client_p50 / naive:.2f} |", flush=True)
     print(
@@ -226,7 +230,7 @@ def text_api(duration: float, overhead_requests: int) -> None:
                 tempfile.TemporaryDirectory() as scratch,
                 text_local.running(
                     model_folder(Path(scratch) / "bert", sequence_length=TEXT_SEQUENCE_LENGTH),
-                    f"127.0.0.1:{ports['grpc']}",
+                    f"{LOOPBACK}:{ports['grpc']}",
                 ) as (port, front),
             ):
                 pid = front.pid

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from client import endpoint
+from client.report import read_json_line
 from components.neuron_monitor.runtime import metric_names
 from contracts import outputs as keys
 from tools import tunnel
 from tools.integ_plan import IntegPlan
-from tools.loopback import free_port
+from tools.loopback import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEG_APP = ROOT / "tests" / "integ" / "integ_endpoint.py"
@@ -82,7 +83,7 @@ class AwsAccount:
                 )
                 session = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 stack.callback(session.terminate)
-                ports[name] = f"127.0.0.1:{local}"
+                ports[name] = f"{LOOPBACK}:{local}"
             for target in ports.values():
                 _wait_connectable(target)
             yield ports
@@ -171,8 +172,7 @@ class AwsAccount:
         finally:
             load.send_signal(2)  # the client reports what it measured on Ctrl-C
             printed, _ = load.communicate(timeout=60)
-        document: dict[str, Any] = json.loads(printed.strip().splitlines()[-1])
-        return document
+        return read_json_line(printed)
 
     def destroy(self, plan: IntegPlan) -> None:
         self._cdk("destroy", "--force")

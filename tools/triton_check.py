@@ -24,9 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from client.report import read_json_line
 from config.engines import TRITON
 from tools import text_local
-from tools.loopback import free_port
+from tools.loopback import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bert"
@@ -83,7 +84,7 @@ def build_repository(workdir: Path, batch: int, model_python: Path) -> Path:
 
 def wait_ready(rest_port: int, server: subprocess.Popen[str]) -> float:
     started = time.perf_counter()
-    url = f"http://127.0.0.1:{rest_port}{TRITON.ready_path(MODEL)}"
+    url = f"http://{LOOPBACK}:{rest_port}{TRITON.ready_path(MODEL)}"
     while time.perf_counter() - started < READY_TIMEOUT_S:
         if server.poll() is not None:
             raise CheckFailed(f"tritonserver exited with {server.returncode} before the model was ready")
@@ -99,28 +100,27 @@ def wait_ready(rest_port: int, server: subprocess.Popen[str]) -> float:
 
 def client(*arguments: str) -> dict[str, object]:
     result = _run([sys.executable, "-m", "client", "--api", "kserve", "--model", MODEL, *arguments, "--json"], cwd=ROOT)
-    report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report
+    return read_json_line(result.stdout)
 
 
 def text_through_the_front(model: Path, grpc_port: int) -> None:
     """The text front (make text-local) in front of this Triton over KServe gRPC: a pair's labels, then
     the client's text API load through it. A front that never turns healthy is a RuntimeError."""
-    with text_local.running(model, f"127.0.0.1:{grpc_port}", server_api="kserve", model_name=MODEL) as (port, _):
+    with text_local.running(model, f"{LOOPBACK}:{grpc_port}", server_api="kserve", model_name=MODEL) as (port, _):
         body = json.dumps({"inputs": ["The company said profit rose.", "Profit went up, the firm said."]}).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/predict", data=body, headers={"Content-Type": "application/json"}
+            f"http://{LOOPBACK}:{port}/predict", data=body, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
             labels = [item["label"] for item in json.loads(answer.read())]
         report = _run(
             [
-                *(sys.executable, "-m", "client", "--api", "text", "--target", f"127.0.0.1:{port}"),
+                *(sys.executable, "-m", "client", "--api", "text", "--target", f"{LOOPBACK}:{port}"),
                 *("--requests", "200", "--concurrency", "4", "--warmup", "5", "--json"),
             ],
             cwd=ROOT,
         )
-    figures = json.loads(report.stdout.strip().splitlines()[-1])
+    figures = read_json_line(report.stdout)
     if figures["errors"] or len(labels) != 2:
         raise CheckFailed(f"text front: {figures['errors_by_code']}, labels {labels}")
     print(
@@ -170,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
                     status = _run(
                         [
                             *(sys.executable, "-m", "client", "status", "--api", "kserve", "--model", MODEL),
-                            *("--target", f"127.0.0.1:{port}", "--protocol", protocol),
+                            *("--target", f"{LOOPBACK}:{port}", "--protocol", protocol),
                         ],
                         cwd=ROOT,
                     )
                     print(f"status over {protocol}: {status.stdout.strip()}")
                     for batch in (1, 3):  # 3: model.py cuts it into traced batches of 2 and pads the last
                         report = client(
-                            *("--target", f"127.0.0.1:{port}", "--protocol", protocol, "--batch", str(batch)),
+                            *("--target", f"{LOOPBACK}:{port}", "--protocol", protocol, "--batch", str(batch)),
                             *("--requests", "200", "--concurrency", "4", "--warmup", "5"),
                         )
                         if report["errors"]:
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 text_through_the_front(Path(workdir) / "model", grpc_port)
                 from components.neuron_monitor.runtime.triton_emf import totals  # noqa: PLC0415  (the sidecar's)
 
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+                with urllib.request.urlopen(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=5) as response:
                     read = totals(response.read().decode(), MODEL)
                 print("metrics the sidecar reads: " + ", ".join(f"{name}={value:g}" for name, value in read.items()))
     except RuntimeError as error:  # CheckFailed, or the text front not becoming healthy
