@@ -24,10 +24,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-from transformers import (
-    TFBertForSequenceClassification,
-)
-from transformers.utils import logging as transformers_logging
+
+# transformers imports PyTorch too when it is installed (.model-venv has it for Triton's build): seconds
+# this export never uses. USE_TF keeps it to TensorFlow; transformers.utils.import_utils reads it once, at
+# import, so it is set for the import only and the processes this one starts see the environment as it was.
+_use_tf = os.environ.get("USE_TF")
+os.environ["USE_TF"] = "1"
+from transformers import TFBertForSequenceClassification  # noqa: E402
+from transformers.utils import logging as transformers_logging  # noqa: E402
+
+if _use_tf is None:
+    del os.environ["USE_TF"]
+else:
+    os.environ["USE_TF"] = _use_tf
 
 # transformers warns on every import that its TensorFlow classes are deprecated: v4 is pinned for them.
 transformers_logging.set_verbosity_error()
@@ -38,7 +47,12 @@ __all__ = ["FrozenForward", "build", "cpu_compiler", "example_inputs", "export",
 def _tiny(workdir: Path) -> tuple[Any, Any]:
     tokenizer, config = tiny_tokenizer_and_config(workdir)
     tf.keras.utils.set_random_seed(0)
-    return TFBertForSequenceClassification(config), tokenizer
+    model = TFBertForSequenceClassification(config)
+    # Built eagerly on its dummy inputs, as from_pretrained builds a checkpoint's: a model first called
+    # inside the freeze's tf.function makes its variables there, and TensorFlow then traces it twice.
+    # (model.dummy_inputs is in transformers 4.36, the compile container's, and 4.57, this venv's.)
+    model(model.dummy_inputs, training=False)
+    return model, tokenizer
 
 
 def _from_checkpoint(checkpoint: str) -> tuple[Any, Any]:
@@ -73,7 +87,10 @@ class FrozenForward(tf.Module):
     def __init__(self, forward: Forward, example: Mapping[str, Any]) -> None:
         super().__init__()
         spec = {name: tf.TensorSpec([None, value.shape[1]], value.dtype) for name, value in example.items()}
-        concrete = tf.function(lambda inputs: forward(**inputs)).get_concrete_function(spec)
+        # autograph=False: AutoGraph would rewrite every layer's Python into graph control flow, seconds
+        # even for TINY, and BERT's forward pass has none on tensors (were there any, the trace would stop
+        # with "using a tf.Tensor as a Python bool"); the exported answers are the same to the bit.
+        concrete = tf.function(lambda inputs: forward(**inputs), autograph=False).get_concrete_function(spec)
         self._structure = lambda flat: tf.nest.pack_sequence_as(concrete.structured_outputs, flat)
         self.graph = convert_variables_to_constants_v2(concrete)
 
