@@ -37,6 +37,7 @@ __all__ = [
     "CDK_JSON_CONTEXT",
     "NEURON_RECOVERY_PREFIX",
     "ROOT",
+    "VALIDATES",
     "VARIANTS",
     "Synthesized",
     "context_for",
@@ -50,6 +51,11 @@ components.model_server.MODEL_DIR = Path(tempfile.mkdtemp(prefix="no-model-"))
 # developers' runs draw afresh and widen the search.
 hypothesis_settings.register_profile("ci", derandomize=True)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+# The tests that synthesize with the CDK's built-in CloudFormation validation, kept in one xdist worker
+# (pyproject.toml runs `--dist loadgroup`): its engine, @aws/cloudformation-validate's 8.9 MB WebAssembly
+# module, takes about 3 s (5 s of CPU) to start in each process that validates, and then 0.1 s a synth.
+VALIDATES = pytest.mark.xdist_group("cfn-validation")
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON_CONTEXT: Mapping[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -148,10 +154,9 @@ def synthesize(name: str, context: Mapping[str, object], *, validate: bool = Fal
     with _locked(directory.parent / f"{directory.name}.lock"):
         if not (directory / ".complete").exists():
             shutil.rmtree(directory, ignore_errors=True)
-            # The variants without the CDK's built-in CloudFormation validation: it loads its schemas once
-            # in each process that validates (about 3 s here), which a worker with no other validated synth
-            # is spared. `make lint` synthesizes every variant with it (and fails on its findings,
-            # validateAgainstDefaultRules is on), then scans them with cfn-lint.
+            # The variants without the CDK's built-in CloudFormation validation (see VALIDATES): `make lint`
+            # synthesizes every variant with it (and fails on its findings, validateAgainstDefaultRules is
+            # on), then scans them with cfn-lint.
             app = cdk.App(context=dict(context), outdir=str(directory), builtin_cloud_formation_validation=validate)
             build_app(app)
             app.synth()

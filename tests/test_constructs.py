@@ -25,7 +25,9 @@ from config.hardware import INSTANCE_SIZES
 from config.neuron_releases import RUNTIME_2_33_DRIVERS
 from config.settings import load_settings
 from contracts import containers
-from tests.conftest import CDK_JSON_CONTEXT
+from tests.conftest import CDK_JSON_CONTEXT, VALIDATES
+
+pytestmark = VALIDATES  # the bare stacks below keep the built-in validation
 
 SETTINGS = load_settings(CDK_JSON_CONTEXT.get)
 INF2_24 = INSTANCE_SIZES["inf2.24xlarge"]

@@ -23,6 +23,7 @@ from botocore.stub import Stubber
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
+from tests.conftest import VALIDATES
 from tests.integ.integ_endpoint import TARGET_HEALTH_ACTION, build
 from tests.paths import ROOT
 from tools import integ
@@ -299,6 +300,7 @@ def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
+@VALIDATES
 def test_the_copy_has_its_own_name_size_and_tag_and_is_on_demand(integ_app: tuple[Template, Template, Any]) -> None:
     template, _, stack = integ_app
 
@@ -311,6 +313,7 @@ def test_the_copy_has_its_own_name_size_and_tag_and_is_on_demand(integ_app: tupl
     assert {"Key": TAG_KEY, "Value": "snapshot"} in cluster["Properties"]["Tags"]
 
 
+@VALIDATES
 def test_the_health_waiters_may_call_elbs_own_iam_action(integ_app: tuple[Template, Template, Any]) -> None:
     _, assertions, _ = integ_app
     granted = {
@@ -327,6 +330,7 @@ def test_the_health_waiters_may_call_elbs_own_iam_action(integ_app: tuple[Templa
     assert "ecs:DescribeServices" in granted
 
 
+@VALIDATES
 def test_the_assertions_wait_for_the_task_and_every_targets_health(integ_app: tuple[Template, Template, Any]) -> None:
     _, assertions, _ = integ_app
     calls = assertions.find_resources("Custom::DeployAssert@SdkCallECSdescribeServices")
@@ -340,6 +344,7 @@ def test_the_assertions_wait_for_the_task_and_every_targets_health(integ_app: tu
     assert len(health) == 3  # gRPC, REST, text
 
 
+@VALIDATES
 def test_the_integ_apps_shape_matches_its_snapshot(
     integ_app: tuple[Template, Template, Any], snapshot_json: SnapshotAssertion
 ) -> None:
@@ -404,6 +409,7 @@ def test_the_ci_roles_policy_allows_every_call_the_run_makes() -> None:
     assert {action for st in unscoped for action in st["Action"]} <= {"cloudwatch:ListMetrics", "tag:GetResources"}
 
 
+@VALIDATES
 def test_the_assertion_stack_is_named_after_the_run(integ_app: tuple[Template, Template, Any]) -> None:
     app, _, _ = build({"INTEG_RUN_ID": "r2"})
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from app import build_app
 from config.hardware import INSTANCE_SIZES
 from config.settings import DeploymentSettings, SettingsError, defaults, load_settings
-from tests.conftest import CDK_JSON_CONTEXT
+from tests.conftest import CDK_JSON_CONTEXT, VALIDATES
 
 # CI (CI set, examples replayed from a fixed seed) draws the most; a developer's `make test` draws
 # fewer, afresh each run, to keep within its minute.
@@ -125,6 +125,7 @@ plausible = st.fixed_dictionaries(
 )
 
 
+@VALIDATES
 @settings(max_examples=SYNTH_FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plausible)
 def test_accepted_settings_always_synthesize_a_nag_clean_template(overrides: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from components.text_front.runtime import front_environment as front_env
 from config.engines import TF_SERVING, TRITON
 from config.hardware import INSTANCE_SIZES, NeuronFamily
 from config.settings import SettingsError, defaults, load_settings
-from tests.conftest import CDK_JSON_CONTEXT, VARIANTS, Synthesized, synthesize
+from tests.conftest import CDK_JSON_CONTEXT, VALIDATES, VARIANTS, Synthesized, synthesize
 from tests.test_images import docker_images
 
 SynthFn = Callable[[str], Synthesized]
@@ -89,6 +89,7 @@ def server_containers(synthesized: Synthesized) -> list[dict[str, Any]]:
     ]
 
 
+@VALIDATES
 @pytest.mark.parametrize("size", INF2_SIZES)
 def test_every_inf2_size_runs_triton_on_its_neuron_cores_behind_ready_checks(synth: SynthFn, size: str) -> None:
     synthesized = for_size(size, synth)
