@@ -7,6 +7,7 @@ Synthesis costs seconds of jsii start-up, so tests never build their own App: th
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import json
 import os
@@ -56,6 +57,13 @@ hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 # (pyproject.toml runs `--dist loadgroup`): its engine, @aws/cloudformation-validate's 8.9 MB WebAssembly
 # module, takes about 3 s (5 s of CPU) to start in each process that validates, and then 0.1 s a synth.
 VALIDATES = pytest.mark.xdist_group("cfn-validation")
+
+
+def pytest_collection_finish() -> None:
+    # What collection imported (jsii's aws_cdk modules, hypothesis, grpc, ...) lives as long as the worker:
+    # frozen, the collector's passes during the tests skip it (pytest 40.1 -> 38.2 s, alternated runs).
+    gc.freeze()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON_CONTEXT: Mapping[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
