@@ -80,6 +80,23 @@ class _Counters:
     received: deque[Received] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
+def _checked_shape(name: str, shape: tuple[int, ...], others: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    """As the BERT signature takes its inputs: each [batch, sequence], all of one shape (TF Serving and
+    Triton answer anything else INVALID_ARGUMENT)."""
+    if len(shape) != 2 or min(shape) < 0:
+        raise InvalidRequest(f"input {name}: expects shape [batch, sequence], got {list(shape)}")
+    for other, (_, other_shape) in others.items():
+        if other_shape != shape:
+            raise InvalidRequest(f"input {name}: shape {list(shape)}, but {other} has {list(other_shape)}")
+
+
+def _int32s(name: str, content: bytes) -> np.ndarray[Any, np.dtype[np.int32]]:
+    """Raw little-endian int32 values, as TF Serving's tensor_content and Triton's raw_input_contents hold them."""
+    if len(content) % 4:
+        raise InvalidRequest(f"input {name}: {len(content)} bytes is no whole number of int32 values")
+    return np.frombuffer(content, dtype="<i4")
+
+
 def _grpc_first_rows(request: PredictRequest) -> dict[str, tuple[int, ...]]:
     rows = {}
     for name, tensor in request.inputs.items():
@@ -115,8 +132,9 @@ def _check_grpc_inputs(request: PredictRequest) -> dict[str, tuple[str, tuple[in
         shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
         if tensor.dtype != DataType.DT_INT32:
             raise InvalidRequest(f"input {name}: expects int32, got {DataType.Name(tensor.dtype)}")
+        _checked_shape(name, shape, seen)
         count = math.prod(shape)
-        values = len(tensor.tensor_content) // 4 if tensor.tensor_content else len(tensor.int_val)
+        values = _int32s(name, tensor.tensor_content).size if tensor.tensor_content else len(tensor.int_val)
         if values != count:
             raise InvalidRequest(f"input {name}: {values} values for shape {list(shape)}")
         seen[name] = ("DT_INT32", shape)
@@ -139,8 +157,9 @@ def _check_kserve_inputs(
         shape = tuple(int(size) for size in tensor.shape)
         if tensor.datatype != "INT32":
             raise InvalidRequest(f"input {tensor.name}: expects INT32, got {tensor.datatype}")
+        _checked_shape(tensor.name, shape, seen)
         values = (
-            np.frombuffer(request.raw_input_contents[index], dtype="<i4")
+            _int32s(tensor.name, request.raw_input_contents[index])
             if request.raw_input_contents
             else np.array(tensor.contents.int_contents, dtype=np.int32)
         )
@@ -311,9 +330,12 @@ class LocalServer:
             if not isinstance(tensors, dict) or not tensors:
                 raise InvalidRequest("missing 'inputs'")
             arrays = {name: np.asarray(values) for name, values in tensors.items()}
-            if any(array.dtype.kind not in "iu" or array.ndim != 2 for array in arrays.values()):
-                raise InvalidRequest("inputs must be 2-D integer arrays")
-            inputs = {name: ("int", tuple(array.shape)) for name, array in arrays.items()}
+            inputs: dict[str, tuple[str, tuple[int, ...]]] = {}
+            for name, array in arrays.items():
+                if array.dtype.kind not in "iu":
+                    raise InvalidRequest(f"input {name}: expects integers")
+                _checked_shape(name, array.shape, inputs)
+                inputs[name] = ("int", array.shape)
             first_row = {name: tuple(int(v) for v in array[0]) for name, array in arrays.items()}
             signature = str(document.get("signature_name", ""))
             await self._predict(Received("rest", model, signature, inputs, first_row), arrived)
@@ -341,9 +363,13 @@ class LocalServer:
             tensors = document.get("inputs") if isinstance(document, dict) else None
             if not isinstance(tensors, list) or not tensors:
                 raise InvalidRequest("missing 'inputs'")
-            inputs, rows = {}, {}
+            inputs: dict[str, tuple[str, tuple[int, ...]]] = {}
+            rows: dict[str, tuple[int, ...]] = {}
             for tensor in tensors:
-                shape = tuple(int(size) for size in tensor["shape"])
+                if not isinstance(tensor["shape"], list) or any(type(size) is not int for size in tensor["shape"]):
+                    raise InvalidRequest(f"input {tensor['name']}: shape must be a list of integers")
+                shape = tuple(tensor["shape"])
+                _checked_shape(str(tensor["name"]), shape, inputs)
                 data = np.asarray(tensor["data"])
                 if tensor.get("datatype") != "INT32" or data.size != int(np.prod(shape)) or data.dtype.kind not in "iu":
                     raise InvalidRequest(f"input {tensor.get('name')}: expects INT32 data filling {list(shape)}")
