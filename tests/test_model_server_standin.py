@@ -65,8 +65,11 @@ def channel(server: LocalServer) -> Iterator[grpc.Channel]:
         yield opened
 
 
-def answered_or_refused(call: Any, request: Any) -> Any:
-    """The answer, or None when the stand-in refused the request as invalid; any other code fails."""
+def answered_or_refused(channel: grpc.Channel, method: str, request: Any, response_type: Any) -> Any:
+    """The answer to ``method``, or None when the stand-in refused the request as invalid; any other code fails."""
+    call = channel.unary_unary(
+        method, request_serializer=type(request).SerializeToString, response_deserializer=response_type.FromString
+    )
     try:
         return call(request, timeout=10)
     except grpc.RpcError as error:
@@ -86,13 +89,8 @@ def test_any_tf_serving_tensor_is_answered_or_invalid(channel: grpc.Channel, dra
         for size in shape:
             tensor.tensor_shape.dim.add(size=size)
         tensor.tensor_content = content
-    predict = channel.unary_unary(
-        "/tensorflow.serving.PredictionService/Predict",
-        request_serializer=PredictRequest.SerializeToString,
-        response_deserializer=PredictResponse.FromString,
-    )
 
-    response = answered_or_refused(predict, request)
+    response = answered_or_refused(channel, "/tensorflow.serving.PredictionService/Predict", request, PredictResponse)
 
     assert (response is not None) == well_formed(drawn)
     if response is not None:
@@ -106,13 +104,8 @@ def test_any_kserve_tensor_is_answered_or_invalid(channel: grpc.Channel, drawn: 
     for name, (shape, content) in zip(INPUT_NAMES, drawn, strict=True):
         request.inputs.add(name=name, datatype="INT32", shape=list(shape))
         request.raw_input_contents.append(content)
-    infer = channel.unary_unary(
-        "/inference.GRPCInferenceService/ModelInfer",
-        request_serializer=ModelInferRequest.SerializeToString,
-        response_deserializer=ModelInferResponse.FromString,
-    )
 
-    response = answered_or_refused(infer, request)
+    response = answered_or_refused(channel, "/inference.GRPCInferenceService/ModelInfer", request, ModelInferResponse)
 
     assert (response is not None) == well_formed(drawn)
     if response is not None:
