@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 from client.transport import RestTransport
@@ -24,6 +26,26 @@ def _is_scores(document: Any) -> bool:
         and bool(document)
         and all(isinstance(item, dict) and "label" in item and "score" in item for item in document)
     )
+
+
+def _key_header() -> dict[str, str]:
+    key = os.environ.get(API_KEY_VARIABLE, "")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def classify(base_url: str, texts: Sequence[str], *, timeout: float) -> list[str]:
+    """One blocking ``POST /predict`` of a text or a pair, for checks that ask once: its labels, best first
+    (TEI answers every class with its score). An answer that is not TEI's scores is a ValueError."""
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/predict",
+        data=json.dumps({"inputs": list(texts)}).encode(),
+        headers={"Content-Type": "application/json", **_key_header()},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        document = json.loads(answer.read())
+    if not _is_scores(document):
+        raise ValueError(f"POST /predict answered {json.dumps(document)[:200]}, not TEI's scores")
+    return [str(item["label"]) for item in document]
 
 
 def text_body(text: str | None, pair: str | None, batch: int) -> bytes:
@@ -44,9 +66,7 @@ class TextTransport(RestTransport):
         self._status_url = f"{base}/health"
         self._payload = body
         self._batch = batch
-        key = os.environ.get(API_KEY_VARIABLE, "")
-        if key:
-            self._headers = {**self._headers, "Authorization": f"Bearer {key}"}
+        self._headers = {**self._headers, **_key_header()}
 
     def _answered(self, document: Any) -> bool:
         if self._batch == 1:

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from client import endpoint
 from client.report import read_json_line
+from client.text import classify
 from components.neuron_monitor.runtime import metric_names
 from contracts import outputs as keys
 from tools import tunnel
@@ -103,12 +103,7 @@ class AwsAccount:
         return document
 
     def classify(self, text_target: str, pair: tuple[str, str]) -> str:
-        body = json.dumps({"inputs": list(pair)}).encode()
-        request = urllib.request.Request(
-            f"http://{text_target}/predict", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return str(json.loads(answer.read())[0]["label"])
+        return classify(f"http://{text_target}", pair, timeout=30)[0]
 
     def neuron_metric_dimensions(self, outputs: dict[str, str]) -> list[dict[str, str]]:
         """The dimensions of every NeuronCore utilization series of the stack's cluster (CloudWatch

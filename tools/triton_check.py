@@ -14,7 +14,6 @@ sidecar's own parser. Any failure is one line and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from client.report import read_json_line
+from client.text import classify
 from config.engines import TRITON
 from tools import text_local
 from tools.loopback import LOOPBACK, free_port
@@ -107,12 +107,8 @@ def text_through_the_front(model: Path, grpc_port: int) -> None:
     """The text front (make text-local) in front of this Triton over KServe gRPC: a pair's labels, then
     the client's text API load through it. A front that never turns healthy is a RuntimeError."""
     with text_local.running(model, f"{LOOPBACK}:{grpc_port}", server_api="kserve", model_name=MODEL) as (port, _):
-        body = json.dumps({"inputs": ["The company said profit rose.", "Profit went up, the firm said."]}).encode()
-        request = urllib.request.Request(
-            f"http://{LOOPBACK}:{port}/predict", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            labels = [item["label"] for item in json.loads(answer.read())]
+        pair = ("The company said profit rose.", "Profit went up, the firm said.")
+        labels = classify(f"http://{LOOPBACK}:{port}", pair, timeout=10)
         report = _run(
             [
                 *(sys.executable, "-m", "client", "--api", "text", "--target", f"{LOOPBACK}:{port}"),

@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from client import cli
 from client.endpoint import StackEndpoint, resolve
-from client.text import API_KEY_VARIABLE, DEFAULT_PAIR, DEFAULT_TEXT, text_body
+from client.text import API_KEY_VARIABLE, DEFAULT_PAIR, DEFAULT_TEXT, classify, text_body
 from contracts import outputs
-from tests.text_front.harness import front, model_folder
+from tests.text_front.harness import LABELS, front, model_folder, serving
 from tools.model_server_standin import Behaviour, LocalServer
 
 
@@ -68,6 +72,29 @@ def test_a_missing_key_is_one_line_naming_the_status(
     assert refused == 1
     assert "most often HTTP 401" in said.strip().splitlines()[-1]
     assert (accepted, report["errors"]) == (0, 0)
+
+
+def test_one_classification_names_every_label_and_sends_the_key(
+    standin: LocalServer, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What make integ and make triton-check ask of a text front: one pair, its labels."""
+    monkeypatch.setenv(API_KEY_VARIABLE, "s3cret")
+    with front(model, target=f"127.0.0.1:{standin.grpc_port}", api_key="s3cret") as url:
+        labels = classify(url, (DEFAULT_TEXT, DEFAULT_PAIR), timeout=10)
+
+    assert sorted(labels) == sorted(LABELS.values())
+
+
+def test_an_answer_that_is_not_teis_scores_is_one_error() -> None:
+    async def outputs(_: Request) -> JSONResponse:
+        return JSONResponse({"outputs": [[0.1, 0.9]]})
+
+    not_tei = Starlette(routes=[Route("/predict", outputs, methods=["POST"])])
+    with (
+        serving(not_tei) as url,
+        pytest.raises(ValueError, match=r"answered \{\"outputs\": \[\[0.1, 0.9\]\]\}, not TEI's scores"),
+    ):
+        classify(url, ["a"], timeout=10)
 
 
 def test_status_reads_the_fronts_health(standin: LocalServer, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
