@@ -1,6 +1,10 @@
 """The stand-in model server refuses a malformed tensor as TF Serving and Triton do: INVALID_ARGUMENT over
-gRPC and 400 over REST, whatever the shape, the bytes or the JSON, never an unknown error or a 500; what
-it accepts is BERT's [batch, sequence] int32 inputs, all of one shape, and it answers their batch."""
+gRPC and 400 over REST, never an unknown error or a 500. What it accepts is BERT's [batch, sequence]
+int32 inputs, all of one shape, in either of each API's encodings, and it answers their batch.
+
+Each example is a well-formed request, or one with exactly one fault in one input; the stand-in must
+answer the first and refuse the second. Arbitrary JSON bodies must get a 200 or a 400, never a 500.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import math
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -23,7 +28,9 @@ from components.model_server.runtime.model_signature import INPUT_NAMES
 from tools.loopback import LOOPBACK
 from tools.model_server_standin import LocalServer
 
-shapes = st.lists(st.integers(-1, 3), max_size=3).map(tuple)
+INT32 = st.integers(-(2**31), 2**31 - 1)
+# The faults a request can carry in one input; "none" is a well-formed request.
+FAULTS = ("none", "rank", "negative size", "another shape", "too many values", "bytes not int32s")
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False) | st.text(max_size=3),
     lambda inner: st.lists(inner, max_size=3),
@@ -31,26 +38,54 @@ JSON_VALUES = st.recursive(
 )
 
 
+@dataclass(frozen=True)
+class Tensor:
+    shape: tuple[int, ...]
+    values: tuple[int, ...]
+    extra_bytes: bytes = b""  # raw encodings only: bytes after the values
+
+
+@dataclass(frozen=True)
+class Drawn:
+    tensors: tuple[Tensor, ...]
+    fault: str
+    raw: bool  # tensor_content / raw_input_contents, else int_val / int_contents
+
+    @property
+    def batch(self) -> int:
+        return self.tensors[0].shape[0]
+
+
 @st.composite
-def tensors(draw: st.DrawFn) -> list[tuple[tuple[int, ...], bytes]]:
-    """Each input's shape and raw bytes: often a well-formed [batch, sequence] tensor, or one input off."""
-    shape = draw(st.sampled_from([(2, 3), (1, 4)]) | shapes)
-    exact = 4 * math.prod(shape) if min(shape, default=1) >= 0 else 0
-    drawn = []
-    for _ in INPUT_NAMES:
-        own_shape = draw(st.just(shape) | shapes)
-        content = draw(st.just(bytes(exact)) | st.binary(max_size=2 * exact + 5))
-        drawn.append((own_shape, content))
-    return drawn
+def requests(draw: st.DrawFn, *, min_batch: int = 0) -> Drawn:
+    """Three [batch, sequence] inputs, then at most one fault put into one of them."""
+    batch, sequence = draw(st.integers(min_batch, 3)), draw(st.integers(1, 4))
+
+    def values(count: int) -> tuple[int, ...]:
+        return tuple(draw(st.lists(INT32, min_size=count, max_size=count)))
+
+    tensors = [Tensor((batch, sequence), values(batch * sequence)) for _ in INPUT_NAMES]
+    fault = draw(st.sampled_from(FAULTS))
+    raw = fault == "bytes not int32s" or draw(st.booleans())
+    victim = draw(st.integers(0, len(tensors) - 1))
+    tensor = tensors[victim]
+    if fault == "rank":
+        shape = draw(st.sampled_from([(batch * sequence,), (batch, sequence, 1), (1, batch, sequence)]))
+        tensor = replace(tensor, shape=shape)
+    elif fault == "negative size":
+        tensor = Tensor((-1, sequence), ())
+    elif fault == "another shape":
+        tensor = Tensor((batch + 1, sequence), values((batch + 1) * sequence))
+    elif fault == "too many values":
+        tensor = replace(tensor, values=(*tensor.values, 0))
+    elif fault == "bytes not int32s":
+        tensor = replace(tensor, extra_bytes=bytes(draw(st.integers(1, 3))))
+    tensors[victim] = tensor
+    return Drawn(tuple(tensors), fault, raw)
 
 
-def well_formed(drawn: list[tuple[tuple[int, ...], bytes]]) -> bool:
-    shape = drawn[0][0]
-    return (
-        len(shape) == 2
-        and min(shape) >= 0
-        and all(own_shape == shape and len(content) == 4 * math.prod(shape) for own_shape, content in drawn)
-    )
+def raw_bytes(tensor: Tensor) -> bytes:
+    return np.array(tensor.values, dtype="<i4").tobytes() + tensor.extra_bytes
 
 
 @pytest.fixture(scope="module")
@@ -79,37 +114,47 @@ def answered_or_refused(channel: grpc.Channel, method: str, request: Any, respon
 
 
 @settings(max_examples=150, deadline=None)
-@given(drawn=tensors())
-def test_any_tf_serving_tensor_is_answered_or_invalid(channel: grpc.Channel, drawn: Any) -> None:
+@given(drawn=requests())
+def test_tf_serving_requests_are_answered_when_well_formed_and_invalid_otherwise(
+    channel: grpc.Channel, drawn: Drawn
+) -> None:
     request = PredictRequest()
     request.model_spec.name = "bert"
-    for name, (shape, content) in zip(INPUT_NAMES, drawn, strict=True):
-        tensor = request.inputs[name]
-        tensor.dtype = DataType.DT_INT32
-        for size in shape:
-            tensor.tensor_shape.dim.add(size=size)
-        tensor.tensor_content = content
+    for name, tensor in zip(INPUT_NAMES, drawn.tensors, strict=True):
+        proto = request.inputs[name]
+        proto.dtype = DataType.DT_INT32
+        for size in tensor.shape:
+            proto.tensor_shape.dim.add(size=size)
+        if drawn.raw:
+            proto.tensor_content = raw_bytes(tensor)
+        else:
+            proto.int_val.extend(tensor.values)
 
     response = answered_or_refused(channel, "/tensorflow.serving.PredictionService/Predict", request, PredictResponse)
 
-    assert (response is not None) == well_formed(drawn)
+    assert (response is not None) == (drawn.fault == "none")
     if response is not None:
-        assert [dim.size for dim in response.outputs["logits"].tensor_shape.dim] == [drawn[0][0][0], 2]
+        assert [dim.size for dim in response.outputs["logits"].tensor_shape.dim] == [drawn.batch, 2]
 
 
 @settings(max_examples=150, deadline=None)
-@given(drawn=tensors())
-def test_any_kserve_tensor_is_answered_or_invalid(channel: grpc.Channel, drawn: Any) -> None:
+@given(drawn=requests())
+def test_kserve_requests_are_answered_when_well_formed_and_invalid_otherwise(
+    channel: grpc.Channel, drawn: Drawn
+) -> None:
     request = ModelInferRequest(model_name="bert")
-    for name, (shape, content) in zip(INPUT_NAMES, drawn, strict=True):
-        request.inputs.add(name=name, datatype="INT32", shape=list(shape))
-        request.raw_input_contents.append(content)
+    for name, tensor in zip(INPUT_NAMES, drawn.tensors, strict=True):
+        proto = request.inputs.add(name=name, datatype="INT32", shape=list(tensor.shape))
+        if drawn.raw:
+            request.raw_input_contents.append(raw_bytes(tensor))
+        else:
+            proto.contents.int_contents.extend(tensor.values)
 
     response = answered_or_refused(channel, "/inference.GRPCInferenceService/ModelInfer", request, ModelInferResponse)
 
-    assert (response is not None) == well_formed(drawn)
+    assert (response is not None) == (drawn.fault == "none")
     if response is not None:
-        assert list(response.outputs[0].shape) == [drawn[0][0][0], 2]
+        assert list(response.outputs[0].shape) == [drawn.batch, 2]
 
 
 def post(server: LocalServer, path: str, body: object) -> tuple[int, dict[str, Any]]:
@@ -125,31 +170,51 @@ def post(server: LocalServer, path: str, body: object) -> tuple[int, dict[str, A
         return error.code, json.loads(error.read())
 
 
-@settings(max_examples=100, deadline=None)
-@given(shape=st.sampled_from([[2, 3]]) | st.lists(st.integers(-1, 3), max_size=3) | JSON_VALUES, data=JSON_VALUES)
-def test_any_kserve_rest_body_is_answered_or_400(server: LocalServer, shape: Any, data: Any) -> None:
-    body = {"inputs": [{"name": name, "datatype": "INT32", "shape": shape, "data": data} for name in INPUT_NAMES]}
-
-    status, document = post(server, "/v2/models/bert/infer", body)
-
-    assert status in (200, 400), document
-    if status == 200:
-        assert len(shape) == 2
-        assert np.asarray(data).size == math.prod(shape)
-        assert document["outputs"][0]["shape"] == [shape[0], 2]
+# REST has no raw bytes, and a batch of 0 rows is `[]`, which has no sequence length: batches from 1.
+REST_REQUESTS = requests(min_batch=1).filter(lambda drawn: drawn.fault != "bytes not int32s")
 
 
 @settings(max_examples=100, deadline=None)
-@given(values=st.lists(JSON_VALUES, min_size=len(INPUT_NAMES), max_size=len(INPUT_NAMES)))
-def test_any_tf_serving_rest_body_is_answered_or_400(server: LocalServer, values: list[Any]) -> None:
-    body = {"inputs": dict(zip(INPUT_NAMES, values, strict=True))}
+@given(drawn=REST_REQUESTS)
+def test_tf_serving_rest_bodies_are_answered_when_well_formed_and_400_otherwise(
+    server: LocalServer, drawn: Drawn
+) -> None:
+    def rows(tensor: Tensor) -> Any:
+        if min(tensor.shape) < 0 or len(tensor.values) != math.prod(tensor.shape):
+            return list(tensor.values)  # no array has that shape: sent flat, a rank the model does not take
+        return np.array(tensor.values, dtype=np.int64).reshape(tensor.shape).tolist()
+
+    body = {"inputs": {name: rows(tensor) for name, tensor in zip(INPUT_NAMES, drawn.tensors, strict=True)}}
 
     status, document = post(server, "/v1/models/bert:predict", body)
 
-    assert status in (200, 400), document
+    assert status == (200 if drawn.fault == "none" else 400), document
     if status == 200:
-        shapes_sent = {np.asarray(value).shape for value in values}
-        assert len(shapes_sent) == 1
-        (shape,) = shapes_sent
-        assert len(shape) == 2
-        assert len(document["outputs"]["logits"]) == shape[0]
+        assert len(document["outputs"]["logits"]) == drawn.batch
+
+
+@settings(max_examples=100, deadline=None)
+@given(drawn=REST_REQUESTS)
+def test_kserve_rest_bodies_are_answered_when_well_formed_and_400_otherwise(server: LocalServer, drawn: Drawn) -> None:
+    body = {
+        "inputs": [
+            {"name": name, "datatype": "INT32", "shape": list(tensor.shape), "data": list(tensor.values)}
+            for name, tensor in zip(INPUT_NAMES, drawn.tensors, strict=True)
+        ]
+    }
+
+    status, document = post(server, "/v2/models/bert/infer", body)
+
+    assert status == (200 if drawn.fault == "none" else 400), document
+    if status == 200:
+        assert document["outputs"][0]["shape"] == [drawn.batch, 2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(shape=JSON_VALUES, data=JSON_VALUES, inputs=st.lists(JSON_VALUES, min_size=3, max_size=3))
+def test_any_json_gets_an_answer_or_a_400(server: LocalServer, shape: Any, data: Any, inputs: list[Any]) -> None:
+    kserve = {"inputs": [{"name": name, "datatype": "INT32", "shape": shape, "data": data} for name in INPUT_NAMES]}
+    tf_serving = {"inputs": dict(zip(INPUT_NAMES, inputs, strict=True))}
+
+    assert post(server, "/v2/models/bert/infer", kserve)[0] in (200, 400)
+    assert post(server, "/v1/models/bert:predict", tf_serving)[0] in (200, 400)

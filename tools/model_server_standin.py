@@ -97,21 +97,6 @@ def _int32s(name: str, content: bytes) -> np.ndarray[Any, np.dtype[np.int32]]:
     return np.frombuffer(content, dtype="<i4")
 
 
-def _grpc_first_rows(request: PredictRequest) -> dict[str, tuple[int, ...]]:
-    rows = {}
-    for name, tensor in request.inputs.items():
-        width = tensor.tensor_shape.dim[-1].size if tensor.tensor_shape.dim else 1
-        # tolist() converts in C: the stand-in shares the machine with the client it measures, so it spends
-        # as little per request as it can.
-        values = (
-            np.frombuffer(tensor.tensor_content, dtype="<i4")[:width].tolist()
-            if tensor.tensor_content
-            else tensor.int_val[:width]
-        )
-        rows[name] = tuple(values)
-    return rows
-
-
 @contextlib.asynccontextmanager
 async def _grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
     """A refused request as the gRPC status a model server answers with: unknown model NOT_FOUND, a bad
@@ -126,21 +111,29 @@ async def _grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIter
         await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
 
 
-def _check_grpc_inputs(request: PredictRequest) -> dict[str, tuple[str, tuple[int, ...]]]:
+def _check_grpc_inputs(
+    request: PredictRequest,
+) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict[str, tuple[int, ...]]]:
+    """As TF Serving checks a PredictRequest: int32 tensors whose tensor_content (or int_val) fills their
+    shape. Returns each input's type and shape, and its first row."""
     seen: dict[str, tuple[str, tuple[int, ...]]] = {}
+    rows: dict[str, tuple[int, ...]] = {}
     for name, tensor in request.inputs.items():
         shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
         if tensor.dtype != DataType.DT_INT32:
             raise InvalidRequest(f"input {name}: expects int32, got {DataType.Name(tensor.dtype)}")
         _checked_shape(name, shape, seen)
-        count = math.prod(shape)
-        values = _int32s(name, tensor.tensor_content).size if tensor.tensor_content else len(tensor.int_val)
-        if values != count:
-            raise InvalidRequest(f"input {name}: {values} values for shape {list(shape)}")
+        values = _int32s(name, tensor.tensor_content) if tensor.tensor_content else tensor.int_val
+        if len(values) != math.prod(shape):
+            raise InvalidRequest(f"input {name}: {len(values)} values for shape {list(shape)}")
         seen[name] = ("DT_INT32", shape)
+        # tolist() converts in C: the stand-in shares the machine with the client it measures, so it spends
+        # as little per request as it can.
+        first = values[: shape[-1]]
+        rows[name] = tuple(first.tolist() if isinstance(first, np.ndarray) else first)
     if not seen:
         raise InvalidRequest("no inputs")
-    return seen
+    return seen, rows
 
 
 def _check_kserve_inputs(
@@ -217,9 +210,9 @@ class LocalServer:
     async def _grpc_predict(self, request: PredictRequest, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         arrived = asyncio.get_running_loop().time()
         async with _grpc_errors(context):
-            inputs = _check_grpc_inputs(request)
+            inputs, rows = _check_grpc_inputs(request)
             spec = request.model_spec
-            received = Received("grpc", spec.name, spec.signature_name, inputs, _grpc_first_rows(request))
+            received = Received("grpc", spec.name, spec.signature_name, inputs, rows)
             await self._predict(received, arrived)
         batch = next(iter(inputs.values()))[1][0]
         key = ("tfserving", request.model_spec.name, batch)
