@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Sequence
 from typing import Any
 
 from client.transport import RestTransport
@@ -33,19 +32,20 @@ def _key_header() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def classify(base_url: str, texts: Sequence[str], *, timeout: float) -> list[str]:
-    """One blocking ``POST /predict`` of a text or a pair, for checks that ask once: its labels, best first
-    (TEI answers every class with its score). An answer that is not TEI's scores is a ValueError."""
+def classify(base_url: str, text: str, pair: str | None = None, *, timeout: float) -> list[str]:
+    """One blocking ``POST /predict`` of a text or a pair, for checks that ask once: every class's label,
+    the highest score first. An answer that is not TEI's scores is a ValueError."""
+    inputs: Any = text if pair is None else [text, pair]
     request = urllib.request.Request(
         f"{base_url.rstrip('/')}/predict",
-        data=json.dumps({"inputs": list(texts)}).encode(),
+        data=json.dumps({"inputs": inputs}).encode(),
         headers={"Content-Type": "application/json", **_key_header()},
     )
     with urllib.request.urlopen(request, timeout=timeout) as answer:
         document = json.loads(answer.read())
     if not _is_scores(document):
         raise ValueError(f"POST /predict answered {json.dumps(document)[:200]}, not TEI's scores")
-    return [str(item["label"]) for item in document]
+    return [str(item["label"]) for item in sorted(document, key=lambda item: -float(item["score"]))]
 
 
 def text_body(text: str | None, pair: str | None, batch: int) -> bytes:

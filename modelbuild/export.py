@@ -28,6 +28,8 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 # transformers imports PyTorch too when it is installed (.model-venv has it for Triton's build): seconds
 # this export never uses. USE_TF keeps it to TensorFlow; transformers.utils.import_utils reads it once, at
 # import, so it is set for the import only and the processes this one starts see the environment as it was.
+# In this process transformers then has no PyTorch classes: a PyTorch build runs in a process of its own
+# (one build per `python -m modelbuild`; tests/model runs Triton's build as a subprocess).
 _use_tf = os.environ.get("USE_TF")
 os.environ["USE_TF"] = "1"
 from transformers import TFBertForSequenceClassification  # noqa: E402

@@ -162,9 +162,9 @@ def synthesize(name: str, context: Mapping[str, object], *, validate: bool = Fal
     with _locked(directory.parent / f"{directory.name}.lock"):
         if not (directory / ".complete").exists():
             shutil.rmtree(directory, ignore_errors=True)
-            # The variants without the CDK's built-in CloudFormation validation (see VALIDATES): `make lint`
-            # synthesizes every variant with it (and fails on its findings, validateAgainstDefaultRules is
-            # on), then scans them with cfn-lint.
+            # The variants are synthesized without the CDK's built-in CloudFormation validation (see
+            # VALIDATES for the callers that keep it): `make lint` synthesizes every variant with it (and
+            # fails on its findings, validateAgainstDefaultRules is on), then scans them with cfn-lint.
             app = cdk.App(context=dict(context), outdir=str(directory), builtin_cloud_formation_validation=validate)
             build_app(app)
             app.synth()

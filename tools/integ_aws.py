@@ -103,7 +103,7 @@ class AwsAccount:
         return document
 
     def classify(self, text_target: str, pair: tuple[str, str]) -> str:
-        return classify(f"http://{text_target}", pair, timeout=30)[0]
+        return classify(f"http://{text_target}", *pair, timeout=30)[0]
 
     def neuron_metric_dimensions(self, outputs: dict[str, str]) -> list[dict[str, str]]:
         """The dimensions of every NeuronCore utilization series of the stack's cluster (CloudWatch

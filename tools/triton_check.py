@@ -107,8 +107,9 @@ def text_through_the_front(model: Path, grpc_port: int) -> None:
     """The text front (make text-local) in front of this Triton over KServe gRPC: a pair's labels, then
     the client's text API load through it. A front that never turns healthy is a RuntimeError."""
     with text_local.running(model, f"{LOOPBACK}:{grpc_port}", server_api="kserve", model_name=MODEL) as (port, _):
-        pair = ("The company said profit rose.", "Profit went up, the firm said.")
-        labels = classify(f"http://{LOOPBACK}:{port}", pair, timeout=10)
+        labels = classify(
+            f"http://{LOOPBACK}:{port}", "The company said profit rose.", "Profit went up, the firm said.", timeout=10
+        )
         report = _run(
             [
                 *(sys.executable, "-m", "client", "--api", "text", "--target", f"{LOOPBACK}:{port}"),
@@ -190,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                 with urllib.request.urlopen(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=5) as response:
                     read = totals(response.read().decode(), MODEL)
                 print("metrics the sidecar reads: " + ", ".join(f"{name}={value:g}" for name, value in read.items()))
-    except RuntimeError as error:  # CheckFailed, or the text front not becoming healthy
+    # CheckFailed; the text front not becoming healthy; an answer of /predict or /metrics that is wrong
+    # (ValueError) or that does not come (OSError: urllib's HTTPError and URLError)
+    except (RuntimeError, ValueError, OSError) as error:
         print(f"error: triton-check: {error}", file=sys.stderr)
         return 1
     finally:

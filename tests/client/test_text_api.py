@@ -80,21 +80,35 @@ def test_one_classification_names_every_label_and_sends_the_key(
     """What make integ and make triton-check ask of a text front: one pair, its labels."""
     monkeypatch.setenv(API_KEY_VARIABLE, "s3cret")
     with front(model, target=f"127.0.0.1:{standin.grpc_port}", api_key="s3cret") as url:
-        labels = classify(url, (DEFAULT_TEXT, DEFAULT_PAIR), timeout=10)
+        labels = classify(url, DEFAULT_TEXT, DEFAULT_PAIR, timeout=10)
 
     assert sorted(labels) == sorted(LABELS.values())
 
 
-def test_an_answer_that_is_not_teis_scores_is_one_error() -> None:
-    async def outputs(_: Request) -> JSONResponse:
-        return JSONResponse({"outputs": [[0.1, 0.9]]})
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        ([{"label": "a", "score": 0.2}, {"label": "b", "score": 0.7}, {"label": "c", "score": 0.1}], ["b", "a", "c"]),
+        ({"outputs": [[0.1, 0.9]]}, 'POST /predict answered {"outputs": [[0.1, 0.9]]}, not TEI\'s scores'),
+        ([], "POST /predict answered [], not TEI's scores"),
+    ],
+    ids=["scores, best first", "not scores", "empty"],
+)
+def test_the_labels_come_best_first_and_any_other_answer_is_one_error(answer: Any, outcome: Any) -> None:
+    sent: list[Any] = []
 
-    not_tei = Starlette(routes=[Route("/predict", outputs, methods=["POST"])])
-    with (
-        serving(not_tei) as url,
-        pytest.raises(ValueError, match=r"answered \{\"outputs\": \[\[0.1, 0.9\]\]\}, not TEI's scores"),
-    ):
-        classify(url, ["a"], timeout=10)
+    async def predict(request: Request) -> JSONResponse:
+        sent.append(await request.json())
+        return JSONResponse(answer)
+
+    with serving(Starlette(routes=[Route("/predict", predict, methods=["POST"])])) as url:
+        try:
+            result: Any = classify(url, "one sentence", timeout=10)
+        except ValueError as error:
+            result = str(error)
+
+    assert result == outcome
+    assert sent == [{"inputs": "one sentence"}]
 
 
 def test_status_reads_the_fronts_health(standin: LocalServer, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
