@@ -32,13 +32,14 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 # (one build per `python -m modelbuild`; tests/model runs Triton's build as a subprocess).
 _use_tf = os.environ.get("USE_TF")
 os.environ["USE_TF"] = "1"
-from transformers import TFBertForSequenceClassification  # noqa: E402
-from transformers.utils import logging as transformers_logging  # noqa: E402
-
-if _use_tf is None:
-    del os.environ["USE_TF"]
-else:
-    os.environ["USE_TF"] = _use_tf
+try:
+    from transformers import TFBertForSequenceClassification
+    from transformers.utils import logging as transformers_logging
+finally:
+    if _use_tf is None:
+        del os.environ["USE_TF"]
+    else:
+        os.environ["USE_TF"] = _use_tf
 
 # transformers warns on every import that its TensorFlow classes are deprecated: v4 is pinned for them.
 transformers_logging.set_verbosity_error()
