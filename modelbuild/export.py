@@ -53,7 +53,8 @@ def _tiny(workdir: Path) -> tuple[Any, Any]:
     model = TFBertForSequenceClassification(config)
     # Built eagerly on its dummy inputs, as from_pretrained builds a checkpoint's: a model first called
     # inside the freeze's tf.function makes its variables there, and TensorFlow then traces it twice.
-    # (model.dummy_inputs is in transformers 4.36, the compile container's, and 4.57, this venv's.)
+    # (TFPreTrainedModel.dummy_inputs, transformers' modeling_tf_utils.py: a property in the 2022 releases and
+    # in this venv's 4.57, so in the compile container's 4.36 between them.)
     model(model.dummy_inputs, training=False)
     return model, tokenizer
 

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.model_server.apis.kserve_api.kserve_pb2 import ModelInferRequest, ModelInferResponse
+from components.model_server.apis.messages import INFER_METHOD, PREDICT_METHOD
 from components.model_server.apis.tfs_api.tensorflow_serving_pb2 import DataType, PredictRequest, PredictResponse
 from components.model_server.runtime.model_signature import INPUT_NAMES
 from tools.loopback import LOOPBACK
@@ -130,7 +131,7 @@ def test_tf_serving_requests_are_answered_when_well_formed_and_invalid_otherwise
         else:
             proto.int_val.extend(tensor.values)
 
-    response = answered_or_refused(channel, "/tensorflow.serving.PredictionService/Predict", request, PredictResponse)
+    response = answered_or_refused(channel, PREDICT_METHOD, request, PredictResponse)
 
     assert (response is not None) == (drawn.fault == "none")
     if response is not None:
@@ -150,7 +151,7 @@ def test_kserve_requests_are_answered_when_well_formed_and_invalid_otherwise(
         else:
             proto.contents.int_contents.extend(tensor.values)
 
-    response = answered_or_refused(channel, "/inference.GRPCInferenceService/ModelInfer", request, ModelInferResponse)
+    response = answered_or_refused(channel, INFER_METHOD, request, ModelInferResponse)
 
     assert (response is not None) == (drawn.fault == "none")
     if response is not None:
